@@ -1,0 +1,75 @@
+"""CNN + GRU over spectrogram context windows, predicting per-frame values (landmarks by default)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..registry import ESTIMATORS
+from .base import Estimator
+
+__all__ = ["CNNGRU"]
+
+
+@ESTIMATORS.register("cnn_gru")
+class CNNGRU(Estimator):
+    """Per-frame spectrogram context window -> 2-D convolutions (frequency, then time) -> GRU -> dense.
+
+    For every frame t a window of ``context`` frames centred on t (zero-padded at the edges) is
+    cut from the spectrogram. Two convolutions run along frequency (kernel 5x1, stride 2 in
+    frequency), two along time (kernel 1x3); the result is pooled to ``freq_pool`` bands,
+    flattened and embedded; a unidirectional GRU runs over frames, and two dense layers give the
+    outputs. Look-ahead: ``context // 2`` frames (200 ms with the default 11).
+    Parameters (80 log-mel bands -> landmarks68, defaults): 155,896.
+
+    Args:
+        in_features: spectrogram bands.
+        space: conditioning space (``landmarks68`` by default).
+        context: frames per window (odd).
+        conv_channels: channels of the frequency convolutions and of the time convolutions.
+        freq_pool: frequency bins kept after the convolutions (adaptive average pooling).
+        hidden: embedding and GRU width.
+        dropout: dropout before the dense layers.
+
+    Shapes: ``(batch, frames, in_features) -> (batch, frames, space.dim)``.
+    """
+
+    default_space = "landmarks68"
+    paper = "CNN+GRU landmark regression from spectrogram context windows"
+
+    def __init__(self, in_features: int = 80, space: str = "landmarks68", context: int = 11,
+                 conv_channels: tuple[int, int] | list[int] = (16, 32), freq_pool: int = 4,
+                 hidden: int = 128, dropout: float = 0.1) -> None:
+        super().__init__(in_features, space)
+        if context % 2 != 1:
+            raise ValueError(f"context must be odd, got {context}")
+        c1, c2 = conv_channels
+        self.context = context
+        self.convs = nn.Sequential(
+            nn.Conv2d(1, c1, (5, 1), stride=(2, 1), padding=(2, 0)), nn.BatchNorm2d(c1), nn.ReLU(),
+            nn.Conv2d(c1, c1, (5, 1), stride=(2, 1), padding=(2, 0)), nn.BatchNorm2d(c1), nn.ReLU(),
+            nn.Conv2d(c1, c2, (1, 3)), nn.BatchNorm2d(c2), nn.ReLU(),
+            nn.Conv2d(c2, c2, (1, 3)), nn.BatchNorm2d(c2), nn.ReLU(),
+            nn.AdaptiveAvgPool2d((freq_pool, 1)),
+        )
+        self.embed = nn.Linear(c2 * freq_pool, hidden)
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, self.out_dim))
+
+    @property
+    def lookahead(self) -> int:
+        return self.context // 2
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, f = x.shape
+        half = self.context // 2
+        if lengths is not None:  # zero past the end, like the edge padding of a single item
+            mask = torch.arange(t, device=x.device)[None, :] < lengths.to(x.device)[:, None]
+            x = x * mask[..., None].to(x.dtype)
+        xp = nn.functional.pad(x, (0, 0, half, half))  # (B, T + 2h, F)
+        win = xp.unfold(1, self.context, 1)  # (B, T, F, context)
+        h = self.convs(win.reshape(b * t, 1, f, self.context))  # (B*T, C, P, 1)
+        h = torch.relu(self.embed(h.flatten(1))).view(b, t, -1)
+        h, _ = self.gru(h)
+        return self.head(h)

@@ -1,0 +1,184 @@
+"""Saving, finding and loading model folders: local directories, packaged models and the Hub.
+
+A model folder holds ``config.json`` (architecture, its arguments, feature settings, label
+names), ``model.safetensors`` (the weights) and ``README.md`` (the model card). Loading rebuilds
+the network from the registry named in ``config.json`` and loads the weights strictly; nothing
+is ever unpickled.
+
+Where a name is looked up, in order:
+
+1. an existing local directory;
+2. a model packaged with the library (``speechface.pretrained``, works offline);
+3. a Hugging Face Hub repository id ``owner/name`` (downloaded once into the Hub cache; with
+   ``local_files_only=True`` or ``HF_HUB_OFFLINE=1`` only the cache is used).
+
+Hub repository ids of the official weights are ``speechface/<model name>``, e.g.
+``speechface/cnn.au17-mediapipe-openface``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._io import atomic_path, atomic_write, write_json
+from .errors import ModelError
+
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "CARD_NAME",
+    "HUB_ORG",
+    "resolve_model_dir",
+    "read_config",
+    "save_model_folder",
+    "load_state",
+    "push_folder",
+]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+HUB_ORG = "speechface"
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike[str], *, revision: str | None = None,
+                      cache_dir: str | os.PathLike[str] | None = None,
+                      local_files_only: bool | None = None, token: str | None = None) -> Path:
+    """Return a local folder holding ``config.json`` and ``model.safetensors`` for a model.
+
+    Args:
+        name_or_path: a local directory, the name of a packaged model, or a Hub repo id.
+        revision: Hub branch, tag or commit.
+        cache_dir: Hub cache directory (default: huggingface_hub's).
+        local_files_only: only look in the Hub cache (default: ``HF_HUB_OFFLINE`` decides).
+        token: Hub token for private repositories.
+
+    Raises:
+        ModelError: nothing found, or the download failed; the message says what was tried.
+    """
+    from .pretrained import packaged_dir
+
+    path = Path(os.path.expanduser(str(name_or_path)))
+    if path.is_dir():
+        if not (path / CONFIG_NAME).is_file():
+            raise ModelError(f"{path}: not a model folder (no {CONFIG_NAME})")
+        return path
+    if path.exists():
+        raise ModelError(f"{path}: a model is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}, "
+                         "not a file")
+    name = str(name_or_path)
+    packaged = packaged_dir(name)
+    if packaged is not None:
+        return packaged
+    if not _looks_like_repo_id(name):
+        from .pretrained import list_pretrained
+
+        raise ModelError(f"no model called {name!r}: not a local folder, not a packaged model "
+                         f"({', '.join(list_pretrained()) or 'none'}), not a Hub repo id (owner/name)")
+    return _download(name, revision=revision, cache_dir=cache_dir,
+                     local_files_only=local_files_only, token=token)
+
+
+def _download(repo_id: str, **kw: Any) -> Path:
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+    except ImportError as e:  # pragma: no cover - a core dependency
+        raise ModelError(f"loading {repo_id!r} from the Hub needs huggingface_hub: {e}") from e
+    if kw.get("local_files_only") is None:
+        kw.pop("local_files_only")
+    try:
+        config = hf_hub_download(repo_id, CONFIG_NAME, **kw)
+        hf_hub_download(repo_id, WEIGHTS_NAME, **kw)
+    except LocalEntryNotFoundError as e:
+        raise ModelError(f"{repo_id}: not in the local Hub cache and the Hub cannot be reached "
+                         f"(offline?): {e}") from e
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as e:
+        raise ModelError(f"{repo_id}: not a speechface model on the Hub: {e}") from e
+    except OSError as e:
+        raise ModelError(f"{repo_id}: download failed: {e}") from e
+    return Path(config).parent
+
+
+def read_config(folder: str | os.PathLike[str], kind: str | None = None) -> dict[str, Any]:
+    """Read and check ``config.json`` of a model folder (``kind``: "estimator", "translator" ...)."""
+    path = Path(folder) / CONFIG_NAME
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(config, dict) or "architecture" not in config:
+        raise ModelError(f"{path}: no 'architecture' field; not a speechface model config")
+    if kind is not None and config.get("kind", kind) != kind:
+        raise ModelError(f"{path}: this is a {config.get('kind')} model, not a {kind}")
+    return config
+
+
+def save_model_folder(folder: str | os.PathLike[str], module: nn.Module, config: dict[str, Any],
+                      card: str | None = None) -> Path:
+    """Write ``config.json``, ``model.safetensors`` (persistent state) and an optional card."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    write_json(folder / CONFIG_NAME, config)
+    if card is not None:
+        with atomic_write(folder / CARD_NAME) as f:
+            f.write(card)
+    return folder
+
+
+def load_state(module: nn.Module, folder: str | os.PathLike[str]) -> None:
+    """Load ``model.safetensors`` from ``folder`` into ``module`` strictly (no pickle)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(folder) / WEIGHTS_NAME
+    if not path.is_file():
+        raise ModelError(f"{path}: missing (a model folder needs {WEIGHTS_NAME})")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelError(f"{path}: not a readable safetensors file ({e})") from e
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise ModelError(f"{path}: weights do not fit the architecture in {CONFIG_NAME}: "
+                         f"{' '.join(x.strip() for x in first[:3])}") from e
+    for t in module.state_dict().values():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ModelError(f"{path}: weights contain NaN or infinite values")
+
+
+def push_folder(folder: str | os.PathLike[str], repo_id: str, *, token: str | None = None,
+                private: bool = False, commit_message: str = "Upload speechface model") -> str:
+    """Upload a saved model folder to the Hub (creates the repo if needed); returns its URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder),
+                             commit_message=commit_message)
+    return str(getattr(info, "commit_url", info))

@@ -1,0 +1,50 @@
+"""Models packaged with the library (they load offline on a fresh install).
+
+Each sub-folder holding a ``config.json`` is a model: ``config.json`` + ``model.safetensors`` +
+``README.md`` (model card). The same folder is what ``push_to_hub`` publishes to
+``speechface/<name>`` on the Hugging Face Hub.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["DEFAULT_MODELS", "packaged_dir", "list_pretrained", "pretrained_info"]
+
+_HERE = Path(__file__).parent
+
+#: The model loaded by ``from_pretrained()`` with no argument, per conditioning space / family.
+DEFAULT_MODELS: dict[str, str] = {}
+
+
+@lru_cache(maxsize=1)
+def _index() -> dict[str, Path]:
+    return {p.parent.name: p.parent for p in sorted(_HERE.glob("*/config.json"))}
+
+
+def packaged_dir(name: str) -> Path | None:
+    """Folder of the packaged model ``name``, or None."""
+    return _index().get(name)
+
+
+def pretrained_info(name: str) -> dict:
+    """The ``config.json`` of a packaged model."""
+    folder = packaged_dir(name)
+    if folder is None:
+        raise KeyError(name)
+    return json.loads((folder / "config.json").read_text())
+
+
+def list_pretrained(kind: str | None = None, space: str | None = None) -> list[str]:
+    """Names of packaged models, optionally only of one kind (``"estimator"``...) or space."""
+    out = []
+    for name in _index():
+        cfg = pretrained_info(name)
+        if kind is not None and cfg.get("kind") != kind:
+            continue
+        if space is not None and cfg.get("space") != space:
+            continue
+        out.append(name)
+    return out

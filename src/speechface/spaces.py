@@ -1,0 +1,212 @@
+"""Conditioning spaces: what an estimator predicts and what a translator is driven by.
+
+A space is data: its labels, the CSV column names, the value range, the output activation
+applied to a network's raw outputs and the default training loss (computed on raw outputs).
+
+Built-in spaces:
+
+- ``au17``: the 17 OpenFace 2 intensity action units, range 0-5; activation = clamp to [0, 5];
+  loss = masked L1 (the CAUSE paper's loss).
+- ``emotion8``: FER+ emotion distribution (neutral, happiness, surprise, sadness, anger, disgust,
+  fear, contempt); activation = softmax; loss = KL divergence from the target distribution.
+- ``landmarks68``: 68 2-D facial landmarks normalised to the face box (0-1), stored as 136 values
+  ``x_0..x_67, y_0..y_67`` (OpenFace's column order); activation = identity; loss = MSE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .registry import SPACES
+
+__all__ = ["Space", "get_space", "list_spaces", "AU17", "EMOTION8", "LANDMARKS68", "AU_NAMES"]
+
+AU_NAMES: dict[str, str] = {
+    "AU01": "inner brow raiser",
+    "AU02": "outer brow raiser",
+    "AU04": "brow lowerer",
+    "AU05": "upper lid raiser",
+    "AU06": "cheek raiser",
+    "AU07": "lid tightener",
+    "AU09": "nose wrinkler",
+    "AU10": "upper lip raiser",
+    "AU12": "lip corner puller",
+    "AU14": "dimpler",
+    "AU15": "lip corner depressor",
+    "AU17": "chin raiser",
+    "AU20": "lip stretcher",
+    "AU23": "lip tightener",
+    "AU25": "lips part",
+    "AU26": "jaw drop",
+    "AU45": "blink",
+}
+
+
+@dataclass(frozen=True)
+class Space:
+    """A conditioning space.
+
+    Attributes:
+        name: registry name.
+        labels: one short label per dimension (``"AU01"``, ``"happiness"``, ``"x_0"``).
+        columns: CSV column names (OpenFace style for AUs: ``"AU01_r"``).
+        descriptions: human-readable meaning of each label.
+        low, high: value range (``None`` = unbounded).
+        activation: ``"clamp"``, ``"softmax"`` or ``"identity"``; see :meth:`activate`.
+        loss: ``"l1"``, ``"kl"`` or ``"mse"``; see :meth:`loss_fn`.
+        neutral: the value of an expressionless face (zeros for AUs, ``neutral`` = 1 for emotions,
+            the mean face for landmarks).
+        frame_level: whether values are per video frame (all built-ins are).
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    columns: tuple[str, ...]
+    descriptions: tuple[str, ...]
+    low: float | None
+    high: float | None
+    activation: str
+    loss: str
+    neutral: tuple[float, ...] = field(repr=False, default=())
+    frame_level: bool = True
+
+    @property
+    def dim(self) -> int:
+        """Number of values per frame."""
+        return len(self.labels)
+
+    def activate(self, raw: torch.Tensor) -> torch.Tensor:
+        """Map raw network outputs ``(..., dim)`` to values of this space."""
+        if self.activation == "clamp":
+            return raw.clamp(self.low, self.high)
+        if self.activation == "softmax":
+            return raw.softmax(dim=-1)
+        return raw
+
+    def loss_fn(self, raw: torch.Tensor, target: torch.Tensor,
+                mask: torch.Tensor | None = None, kind: str | None = None) -> torch.Tensor:
+        """Default training loss between raw outputs and targets, both ``(..., dim)``.
+
+        Args:
+            raw: network outputs before :meth:`activate`.
+            target: target values of this space.
+            mask: optional ``(...)`` boolean/0-1 tensor; frames with 0 do not count.
+            kind: override the space's loss (``"l1"``, ``"mse"`` or ``"kl"``).
+
+        Returns:
+            A scalar: the mean over valid frames (and dimensions, for L1/MSE).
+        """
+        kind = kind or self.loss
+        if kind == "l1":
+            per = (raw - target).abs().mean(-1)
+        elif kind == "mse":
+            per = (raw - target).pow(2).mean(-1)
+        elif kind == "kl":
+            logp = F.log_softmax(raw, dim=-1)
+            t = target.clamp_min(0)
+            per = (t * (torch.log(t.clamp_min(1e-8)) - logp)).sum(-1)
+        else:
+            raise ValueError(f"unknown loss {kind!r} (choose l1, mse or kl)")
+        if mask is None:
+            return per.mean()
+        m = mask.to(per.dtype)
+        return (per * m).sum() / m.sum().clamp_min(1.0)
+
+    def neutral_tensor(self) -> torch.Tensor:
+        return torch.tensor(self.neutral, dtype=torch.float32)
+
+    def index(self, label: str) -> int:
+        """Position of ``label`` (``"AU12"``, ``"AU12_r"`` or ``"happiness"``)."""
+        for seq in (self.labels, self.columns):
+            if label in seq:
+                return seq.index(label)
+        raise KeyError(f"{label!r} is not a label of space {self.name!r}: {', '.join(self.labels)}")
+
+
+AU17 = SPACES.add("au17", Space(
+    name="au17",
+    labels=tuple(AU_NAMES),
+    columns=tuple(f"{a}_r" for a in AU_NAMES),
+    descriptions=tuple(AU_NAMES.values()),
+    low=0.0,
+    high=5.0,
+    activation="clamp",
+    loss="l1",
+    neutral=(0.0,) * 17,
+))
+
+EMOTIONS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+EMOTION8 = SPACES.add("emotion8", Space(
+    name="emotion8",
+    labels=EMOTIONS,
+    columns=EMOTIONS,
+    descriptions=EMOTIONS,
+    low=0.0,
+    high=1.0,
+    activation="softmax",
+    loss="kl",
+    neutral=(1.0,) + (0.0,) * 7,
+))
+
+
+def _mean_face_68() -> tuple[float, ...]:
+    """A generic frontal 68-point face in face-box coordinates (0-1), x's then y's.
+
+    Built from the iBUG 68-point layout proportions: jaw (0-16), brows (17-26), nose (27-35),
+    eyes (36-47), mouth (48-67). Used as the neutral value and the "mean face" baseline until a
+    model replaces it with the mean of its own training data.
+    """
+    import math
+
+    pts: list[tuple[float, float]] = []
+    for i in range(17):  # jaw: half ellipse from right ear to left ear through the chin
+        a = math.pi * i / 16
+        pts.append((0.5 - 0.45 * math.cos(a), 0.35 + 0.6 * math.sin(a)))
+    for i in range(5):  # right brow
+        pts.append((0.17 + 0.07 * i, 0.27 - 0.03 * math.sin(math.pi * i / 4)))
+    for i in range(5):  # left brow
+        pts.append((0.55 + 0.07 * i, 0.27 - 0.03 * math.sin(math.pi * i / 4)))
+    for i in range(4):  # nose bridge
+        pts.append((0.5, 0.35 + 0.06 * i))
+    for i in range(5):  # nostrils
+        pts.append((0.42 + 0.04 * i, 0.6 + 0.015 * (1 - abs(i - 2) / 2)))
+    for cx in (0.32, 0.68):  # eyes: 6 points each
+        for k in range(6):
+            a = 2 * math.pi * k / 6
+            pts.append((cx - 0.07 * math.cos(a), 0.38 - 0.025 * math.sin(a)))
+    for k in range(12):  # outer lip
+        a = 2 * math.pi * k / 12
+        pts.append((0.5 - 0.15 * math.cos(a), 0.77 - 0.06 * math.sin(a)))
+    for k in range(8):  # inner lip
+        a = 2 * math.pi * k / 8
+        pts.append((0.5 - 0.1 * math.cos(a), 0.77 - 0.02 * math.sin(a)))
+    xs = tuple(round(p[0], 4) for p in pts)
+    ys = tuple(round(p[1], 4) for p in pts)
+    return xs + ys
+
+
+LANDMARKS68 = SPACES.add("landmarks68", Space(
+    name="landmarks68",
+    labels=tuple(f"x_{i}" for i in range(68)) + tuple(f"y_{i}" for i in range(68)),
+    columns=tuple(f"x_{i}" for i in range(68)) + tuple(f"y_{i}" for i in range(68)),
+    descriptions=tuple(f"landmark {i} x (face-box units)" for i in range(68))
+    + tuple(f"landmark {i} y (face-box units)" for i in range(68)),
+    low=None,
+    high=None,
+    activation="identity",
+    loss="mse",
+    neutral=_mean_face_68(),
+))
+
+
+def get_space(space: str | Space) -> Space:
+    """Return a registered space by name (a :class:`Space` is returned unchanged)."""
+    return space if isinstance(space, Space) else SPACES.get(space)
+
+
+def list_spaces(pattern: str = "*") -> list[str]:
+    """Names of the registered conditioning spaces."""
+    return SPACES.list(pattern)
