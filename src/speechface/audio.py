@@ -1,0 +1,327 @@
+"""Audio input: load a file or an array as a mono float32 waveform at 16 kHz, and resample it.
+
+speechface works on 16 kHz mono speech analysed at 25 frames per second (one 640-sample hop per
+video frame). :func:`load_audio` is the single entry point that turns what a user has (a wav,
+flac, ogg or mp3 path, a numpy array, a torch tensor) into that waveform, with a clear
+:class:`~speechface.errors.AudioError` for anything unusable. :func:`resample` is a plain-torch
+port of ``torchaudio.functional.resample`` with its default settings.
+
+>>> from speechface.audio import load_audio
+>>> wave = load_audio("speech.mp3")        # doctest: +SKIP
+>>> wave.shape, wave.dtype                  # doctest: +SKIP
+(torch.Size([52800]), torch.float32)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from .errors import AudioError
+
+__all__ = ["SAMPLE_RATE", "FPS", "AudioSource", "load_audio", "resample", "save_audio"]
+
+SAMPLE_RATE = 16000
+"""Sample rate (Hz) every speechface feature extractor and model expects."""
+
+FPS = 25
+"""Feature / video frame rate: one frame every 40 ms (640 samples at 16 kHz)."""
+
+AudioSource = str | os.PathLike | np.ndarray | torch.Tensor
+
+# Largest resampling kernel (elements) built exactly as torchaudio does; rates whose reduced ratio
+# would need more (e.g. 44101 Hz -> 16 kHz) are resampled with a close rational approximation.
+_MAX_KERNEL = 1 << 24
+
+_INT_SCALE = {  # numpy integer dtype -> (offset, divisor) mapping it to [-1, 1)
+    np.dtype(np.int8): (0.0, 128.0),
+    np.dtype(np.uint8): (128.0, 128.0),
+    np.dtype(np.int16): (0.0, 32768.0),
+    np.dtype(np.int32): (0.0, 2.0**31),
+}
+
+
+def _check_rate(rate: object, what: str, label: str) -> float:
+    """Return ``rate`` as a float, or raise AudioError if it is not a positive finite number."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        raise AudioError(f"{label}: {what} must be a number in Hz, got {rate!r}")
+    value = float(rate)
+    if not math.isfinite(value) or value <= 0:
+        raise AudioError(f"{label}: {what} must be a positive finite number of Hz, got {rate!r}")
+    return value
+
+
+def _read_file(path: Path, label: str) -> tuple[np.ndarray, int]:
+    """Read ``path`` with soundfile as ``(time, channels)`` float32 and its sample rate."""
+    if not path.exists():
+        raise AudioError(f"audio file {label} does not exist")
+    if path.is_dir():
+        raise AudioError(f"audio file {label} is a directory, not an audio file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise AudioError(f"audio file {label} cannot be accessed: {exc}") from None
+    if size == 0:
+        raise AudioError(f"audio file {label} is empty (0 bytes)")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
+        reason = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
+        raise AudioError(f"audio file {label} is not a readable audio file "
+                         f"(corrupt or unsupported format; libsndfile says: {reason})") from None
+    except OSError as exc:
+        raise AudioError(f"audio file {label} cannot be read: {exc}") from None
+    return data, int(rate)
+
+
+def _array_to_tensor(source: np.ndarray | torch.Tensor, label: str) -> torch.Tensor:
+    """Float32 tensor from an array; integer PCM is scaled to [-1, 1)."""
+    if isinstance(source, torch.Tensor):
+        t = source.detach().cpu()
+        if t.is_floating_point():
+            return t.to(torch.float32)
+        if t.is_complex() or t.dtype == torch.bool:
+            raise AudioError(f"{label}: unsupported sample type {t.dtype}; give real samples")
+        source = t.numpy()
+    arr = np.asarray(source)
+    if arr.dtype.kind == "f":
+        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    if arr.dtype in _INT_SCALE:
+        offset, divisor = _INT_SCALE[arr.dtype]
+        out = (arr.astype(np.float32) - np.float32(offset)) / np.float32(divisor)
+        return torch.from_numpy(np.ascontiguousarray(out))
+    raise AudioError(f"{label}: unsupported sample type {arr.dtype}; give float samples in "
+                     "[-1, 1] or int8/uint8/int16/int32 PCM")
+
+
+def _to_mono(x: torch.Tensor, label: str) -> torch.Tensor:
+    """1-D mono from 1-D or 2-D samples (the smaller axis of a 2-D array is channels)."""
+    if x.dim() == 1:
+        return x
+    if x.dim() == 2:
+        channel_axis = 0 if x.shape[0] <= x.shape[1] else 1
+        return x.mean(dim=channel_axis)
+    raise AudioError(f"{label}: expected 1-D (time) or 2-D (channels x time or time x channels) "
+                     f"samples, got shape {tuple(x.shape)}")
+
+
+def load_audio(
+    source: AudioSource,
+    sample_rate: float | None = None,
+    *,
+    target_rate: float = SAMPLE_RATE,
+    name: str | None = None,
+) -> torch.Tensor:
+    """Load speech as a mono float32 waveform at ``target_rate`` (16 kHz by default).
+
+    Args:
+        source: a path (``str`` or ``Path``) to a wav, flac, ogg or mp3 file (anything libsndfile
+            reads), or samples as a numpy array or torch tensor. Array layouts: 1-D ``(time,)`` is
+            mono; 2-D is multichannel and **the smaller axis is the channel axis**, so both
+            ``(channels, time)`` (torch style) and ``(time, channels)`` (soundfile style) work
+            (a square array is read as ``(channels, time)``). Float samples are used as they are
+            (nominally in [-1, 1]); integer PCM is scaled to [-1, 1): int16 / 32768,
+            int32 / 2**31, int8 / 128, uint8 (x - 128) / 128.
+        sample_rate: the rate of an array ``source`` in Hz (required for arrays). For a file the
+            rate comes from its header; if you also pass ``sample_rate`` it must match.
+        target_rate: output rate in Hz; resampled with :func:`resample` when it differs.
+        name: how to call the source in error messages (default: the path, or ``"array"``).
+
+    Returns:
+        ``(time,)`` float32 tensor, channels averaged (downmix = mean over channels).
+
+    Raises:
+        AudioError: naming the file (or array) and the problem: missing file, directory, empty
+            (0-byte) file, unreadable/corrupt/unsupported file, zero samples, NaN or infinite
+            samples, a missing or non-positive/non-finite sample rate, or audio shorter than one
+            25 fps frame (40 ms) after resampling. Silence is valid.
+
+    Example:
+        >>> import numpy as np
+        >>> stereo = np.zeros((2, 48000), dtype=np.float32)   # 1 s at 48 kHz
+        >>> load_audio(stereo, 48000).shape
+        torch.Size([16000])
+    """
+    target = _check_rate(target_rate, "target_rate", name or "load_audio")
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        label = repr(name) if name is not None else f"'{path}'"
+        data, file_rate = _read_file(path, label)
+        if sample_rate is not None:
+            given = _check_rate(sample_rate, "sample_rate", f"audio file {label}")
+            if given != file_rate:
+                raise AudioError(f"audio file {label} is {file_rate} Hz but sample_rate={sample_rate!r} "
+                                 "was given; sample_rate describes array input (the rate of a file "
+                                 "is read from its header), use target_rate= to resample")
+        rate = float(file_rate)
+        label = f"audio file {label}"
+        if data.size == 0:
+            raise AudioError(f"{label} has no samples")
+        wave = torch.from_numpy(data).mean(dim=1)  # soundfile gives (time, channels)
+    elif isinstance(source, (np.ndarray, torch.Tensor)):
+        label = f"audio {name!r}" if name is not None else "audio array"
+        if sample_rate is None:
+            raise AudioError(f"{label}: sample_rate is required when passing samples as an array "
+                             "(for example load_audio(samples, 44100))")
+        rate = _check_rate(sample_rate, "sample_rate", label)
+        samples = _array_to_tensor(source, label)
+        if samples.dim() <= 2 and samples.numel() == 0:
+            raise AudioError(f"{label} has no samples (shape {tuple(samples.shape)})")
+        wave = _to_mono(samples, label)
+    else:
+        raise AudioError("load_audio: source must be a file path, a numpy array or a torch tensor, "
+                         f"got {type(source).__name__}")
+
+    finite = torch.isfinite(wave)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0, 0])
+        raise AudioError(f"{label} contains NaN or infinite samples (first at sample {first}, "
+                         f"{first / rate:.3f} s)")
+    wave = resample(wave, rate, target)
+    min_len = math.ceil(target / FPS)
+    if wave.numel() < min_len:
+        raise AudioError(f"{label} is too short: {wave.numel() / target * 1000:.1f} ms "
+                         f"({wave.numel()} samples at {target:g} Hz); at least one {FPS} fps frame "
+                         f"of 40 ms ({min_len} samples) is needed")
+    return wave.contiguous()
+
+
+def _reduced_rates(orig: float, new: float, width_factor: int) -> tuple[int, int]:
+    """Rates reduced by their gcd, as torchaudio does; approximated when the kernel is huge."""
+    if float(orig).is_integer() and float(new).is_integer():
+        o, n = int(orig), int(new)
+        g = math.gcd(o, n)
+        o, n = o // g, n // g
+    else:
+        ratio = Fraction(new) / Fraction(orig)
+        o, n = ratio.denominator, ratio.numerator
+    width = math.ceil(width_factor * o / (min(o, n) * 0.99))
+    if n * (o + 2 * width) > _MAX_KERNEL:
+        ratio = (Fraction(n, o)).limit_denominator(1000)
+        o, n = ratio.denominator, ratio.numerator
+    return o, n
+
+
+def _sinc_resample_kernel(orig: int, new: int, lowpass_filter_width: int, rolloff: float,
+                          dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, int]:
+    """torchaudio's ``_get_sinc_resample_kernel`` with ``sinc_interp_hann``: ``(new, 1, taps)``."""
+    base_freq = min(orig, new) * rolloff
+    width = math.ceil(lowpass_filter_width * orig / base_freq)
+    idx = torch.arange(-width, width + orig, dtype=dtype, device=device)[None, None] / orig
+    t = torch.arange(0, -new, -1, dtype=dtype, device=device)[:, None, None] / new + idx
+    t *= base_freq
+    t = t.clamp_(-lowpass_filter_width, lowpass_filter_width)
+    window = torch.cos(t * math.pi / lowpass_filter_width / 2) ** 2
+    t *= math.pi
+    scale = base_freq / orig
+    kernels = torch.where(t == 0, torch.tensor(1.0).to(t), t.sin() / t)
+    kernels *= window * scale
+    return kernels, width
+
+
+def resample(wave: torch.Tensor, orig_rate: float, new_rate: float, *,
+             lowpass_filter_width: int = 6, rolloff: float = 0.99) -> torch.Tensor:
+    """Band-limited windowed-sinc resampling along the last axis.
+
+    Numerically the algorithm of ``torchaudio.functional.resample`` with its defaults
+    (``sinc_interp_hann``, ``lowpass_filter_width=6``, ``rolloff=0.99``): the rates are reduced by
+    their gcd, a polyphase kernel of Hann-windowed sincs with cutoff ``0.99 * min(rates) / 2`` is
+    built, and it is applied with one strided ``conv1d``. The signal is taken as zero outside
+    its ends. Integer rates and float rates work; non-integer rates (or integer rates with a huge
+    reduced ratio, such as 44101 -> 16000) use the nearest ratio with a denominator <= 1000, and
+    the output still has the exact length.
+
+    Args:
+        wave: ``(..., time)`` floating-point tensor.
+        orig_rate: its sample rate in Hz.
+        new_rate: the wanted sample rate in Hz.
+        lowpass_filter_width: sinc zero crossings on each side of the kernel centre.
+        rolloff: cutoff as a fraction of the lower Nyquist frequency.
+
+    Returns:
+        ``(..., ceil(time * new_rate / orig_rate))`` tensor of the same dtype (``wave`` itself when
+        the rates are equal).
+
+    Example:
+        >>> x = torch.randn(2, 48000)
+        >>> resample(x, 48000, 16000).shape
+        torch.Size([2, 16000])
+    """
+    orig_rate = float(orig_rate)
+    new_rate = float(new_rate)
+    if not (math.isfinite(orig_rate) and math.isfinite(new_rate)) or orig_rate <= 0 or new_rate <= 0:
+        raise ValueError(f"sample rates must be positive and finite, got {orig_rate} -> {new_rate}")
+    if lowpass_filter_width <= 0:
+        raise ValueError("lowpass_filter_width must be positive")
+    if not wave.is_floating_point():
+        raise TypeError(f"resample needs a floating-point waveform, got {wave.dtype}")
+    if orig_rate == new_rate:
+        return wave
+    o, n = _reduced_rates(orig_rate, new_rate, lowpass_filter_width)
+    kernel, width = _sinc_resample_kernel(o, n, lowpass_filter_width, rolloff, wave.dtype, wave.device)
+
+    shape = wave.shape
+    length = shape[-1]
+    x = wave.reshape(-1, length)
+    x = torch.nn.functional.pad(x, (width, width + o))
+    y = torch.nn.functional.conv1d(x[:, None], kernel, stride=o)  # (batch, n, blocks)
+    y = y.transpose(1, 2).reshape(x.shape[0], -1)
+    target_length = math.ceil(Fraction(length) * Fraction(new_rate) / Fraction(orig_rate))
+    if y.shape[-1] < target_length:  # only with an approximated ratio
+        y = torch.nn.functional.pad(y, (0, target_length - y.shape[-1]))
+    y = y[:, :target_length]
+    return y.reshape(*shape[:-1], target_length)
+
+
+def save_audio(path: str | os.PathLike, wave: torch.Tensor | np.ndarray, sample_rate: int, *,
+               subtype: str | None = None) -> Path:
+    """Write audio atomically (temporary file in the same folder, then ``os.replace``).
+
+    The format follows the file extension (``.wav``, ``.flac``, ``.ogg`` ...). Integer subtypes
+    (the default for wav/flac is 16-bit PCM) clip samples to [-1, 1] first.
+
+    Args:
+        path: destination file.
+        wave: ``(time,)`` mono or ``(channels, time)`` float samples.
+        sample_rate: sample rate in Hz.
+        subtype: soundfile subtype such as ``"PCM_16"``, ``"PCM_24"`` or ``"FLOAT"``
+            (default: the format's default).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> save_audio("tone.wav", torch.zeros(16000), 16000)   # doctest: +SKIP
+        PosixPath('tone.wav')
+    """
+    path = Path(path)
+    rate = _check_rate(sample_rate, "sample_rate", f"save_audio {str(path)!r}")
+    if not rate.is_integer():
+        raise AudioError(f"save_audio {str(path)!r}: sample_rate must be a whole number of Hz, "
+                         f"got {sample_rate!r}")
+    data = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 2:
+        data = data.T  # soundfile wants (time, channels)
+    elif data.ndim != 1:
+        raise AudioError(f"save_audio {str(path)!r}: expected (time,) or (channels, time) samples, "
+                         f"got shape {data.shape}")
+    if subtype is None or subtype.upper() not in ("FLOAT", "DOUBLE"):
+        data = np.clip(data, -1.0, 1.0)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        sf.write(tmp, data, int(rate), subtype=subtype)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path

@@ -1,0 +1,19 @@
+"""Speech features at the video frame rate: ``(..., time) -> (..., n_features, frames)``.
+
+Importing this package registers the built-in extractors in :data:`speechface.registry.FEATURES`:
+
+- ``logmel`` (:class:`LogMel`): 80 log mel energies per 40 ms frame (the default).
+- ``mfcc`` (:class:`MFCC`): 13 MFCCs + deltas + delta-deltas = 39 values per frame.
+
+>>> from speechface.features import create_features
+>>> fx = create_features("logmel")
+>>> fx.num_frames(16000 * 60)
+1500
+"""
+
+from . import logmel, mfcc  # noqa: F401  (registers the extractors)
+from .base import FeatureExtractor, create_features
+from .logmel import LogMel
+from .mfcc import MFCC
+
+__all__ = ["FeatureExtractor", "LogMel", "MFCC", "create_features"]
