@@ -1,0 +1,7 @@
+"""Trainers: one per component (speech estimators here; expression teacher, GANimation ...)."""
+
+from .common import CheckpointManager, CSVLogger, EarlyStopping, init_distributed, seed_everything
+from .estimator import EstimatorTrainConfig, EstimatorTrainer, TrainClip, load_training_clips
+
+__all__ = ["CheckpointManager", "CSVLogger", "EarlyStopping", "init_distributed", "seed_everything",
+           "EstimatorTrainConfig", "EstimatorTrainer", "TrainClip", "load_training_clips"]

@@ -1,0 +1,116 @@
+"""``speechface train ...`` and ``speechface evaluate`` sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+
+__all__ = ["add_parsers", "parse_overrides"]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["epochs=3", "model_args={\\"dropout\\": 0}"]`` -> dict (values parsed as JSON if they can be)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise DataError(f"--set expects KEY=VALUE, got {pair!r}")
+        k, v = pair.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    train = sub.add_parser("train", help="train a component (estimator, ...)")
+    tsub = train.add_subparsers(dest="component", metavar="COMPONENT")
+    tsub.required = True
+    p = tsub.add_parser("estimator", help="train a speech estimator on prepared shards",
+                        description="Train a speech estimator. Options come from --config (YAML "
+                                    "or JSON; keys = EstimatorTrainConfig fields) and --set.")
+    p.add_argument("--config", help="YAML or JSON file")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override config keys, e.g. --set epochs=5 arch=dcnn")
+    p.set_defaults(func=_run_train_estimator)
+    for adder in _COMPONENT_PARSERS:
+        adder(tsub)
+
+    e = sub.add_parser("evaluate", help="evaluate estimators on held-out clips (Table-1 style)",
+                       description="MAE/MSE with 95%% CIs, per-AU MAE, Pearson and CCC, against the "
+                                   "Zero and training-mean baselines.")
+    e.add_argument("models", nargs="+", help="model folders / names, optionally NAME=PATH")
+    e.add_argument("--data", nargs="*", default=[], help="prepared shard folder(s)")
+    e.add_argument("--val-groups", default=None,
+                   help="comma-separated held-out groups (default: those recorded in the first "
+                        "model's config)")
+    e.add_argument("--openface", nargs="*", default=[],
+                   help="evaluate on real OpenFace CSV tracks instead (with --audio-root)")
+    e.add_argument("--audio-root", default=None, help="RAVDESS-style audio folder for --openface")
+    e.add_argument("--n-boot", type=int, default=1000)
+    e.add_argument("-o", "--output", default=None, help="folder for results.json and results.md")
+    e.set_defaults(func=_run_evaluate)
+
+
+_COMPONENT_PARSERS: list[Any] = []
+
+
+def register_component(fn: Any) -> Any:
+    """Add a ``speechface train <component>`` parser (used by the other trainers' modules)."""
+    _COMPONENT_PARSERS.append(fn)
+    return fn
+
+
+def _run_train_estimator(args: argparse.Namespace) -> int:
+    from .common import config_from_dict, load_config_file
+    from .estimator import EstimatorTrainConfig, EstimatorTrainer
+
+    data = load_config_file(args.config) if args.config else {}
+    data.update(parse_overrides(args.set))
+    cfg = config_from_dict(EstimatorTrainConfig, data, where=args.config or "--set")
+    if not cfg.data:
+        raise DataError("no training data: set 'data' to a prepared shard folder")
+    result = EstimatorTrainer(cfg).train()
+    print(json.dumps(result), file=sys.stderr)
+    print(f"trained model: {Path(cfg.out_dir) / 'best'}", file=sys.stderr)
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..evaluation import evaluate_estimators, openface_clips, report
+    from ..speech import SpeechEstimator
+    from .estimator import load_training_clips, split_groups
+
+    models: dict[str, SpeechEstimator] = {}
+    for spec in args.models:
+        name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        model = SpeechEstimator.from_pretrained(path)
+        models[name or model.network.arch.upper()] = model
+    first = next(iter(models.values()))
+    train_mean = None
+    if args.openface:
+        if not args.audio_root:
+            raise DataError("--openface needs --audio-root (where the speech files are)")
+        clips = openface_clips(args.openface, audio_root=args.audio_root)
+    elif args.data:
+        clips = load_training_clips(args.data, first.space.name, "logmel", keep_audio=True)
+        val_groups = (args.val_groups.split(",") if args.val_groups
+                      else first.info.get("val_groups"))
+        if not val_groups:
+            raise DataError("no held-out groups: pass --val-groups (the model records none)")
+        train, clips = split_groups(clips, list(val_groups), 0.0, 0)
+        y = np.concatenate([c.targets[c.mask].numpy() for c in train])
+        train_mean = y.mean(0)
+    else:
+        raise DataError("give --data (prepared shards) or --openface CSVs to evaluate on")
+    results = evaluate_estimators(models, clips, train_mean, n_boot=args.n_boot)
+    text = report(results, args.output, {"models": args.models, "n_clips": len(clips)})
+    print(text)
+    return 0
