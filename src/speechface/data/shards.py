@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -146,16 +145,7 @@ def write_clip(root: str | os.PathLike[str], name: str, arrays: Mapping[str, Any
     path = Path(root) / f"{name}.npz"
     with atomic_write(path, "wb") as f:
         np.savez(f, **out)
-    _default_mode(path)
     return record
-
-
-def _default_mode(path: Path) -> None:
-    """Give a file made by ``mkstemp`` (mode 0600) the usual ``0666 & ~umask`` permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o666 & ~umask)
 
 
 def _clip_file(root: str | os.PathLike[str], name: str | None) -> Path:
@@ -238,7 +228,6 @@ def write_manifest(root: str | os.PathLike[str], records: Sequence[Mapping[str, 
     doc = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, **extra,
            "clips": sorted((dict(r) for r in records), key=lambda r: r["name"])}
     write_json(path, doc)
-    _default_mode(path)
     return path
 
 

@@ -56,6 +56,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     e.add_argument("-o", "--output", default=None, help="folder for results.json and results.md")
     e.set_defaults(func=_run_evaluate)
 
+    c = sub.add_parser("calibrate", help="fit per-AU output calibration on real OpenFace tracks",
+                       description="Fit value = scale * raw + bias per dimension (scale >= 0) on "
+                                   "clips with real OpenFace tracks, report leave-one-speaker-out "
+                                   "results, and save the calibrated model.")
+    c.add_argument("models", nargs="+", help="model folders / names, optionally NAME=PATH; the "
+                                             "first is saved calibrated")
+    c.add_argument("--openface", nargs="+", required=True, help="OpenFace CSV tracks")
+    c.add_argument("--audio-root", required=True, help="RAVDESS-style audio folder")
+    c.add_argument("-o", "--output", required=True, help="folder for the calibrated first model")
+    c.add_argument("--name", default=None, help="name of the calibrated model")
+    c.add_argument("--n-boot", type=int, default=1000)
+    c.set_defaults(func=_run_calibrate)
+
 
 _COMPONENT_PARSERS: list[Any] = []
 
@@ -85,14 +98,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..evaluation import evaluate_estimators, openface_clips, report
-    from ..speech import SpeechEstimator
     from .estimator import load_training_clips, split_groups
 
-    models: dict[str, SpeechEstimator] = {}
-    for spec in args.models:
-        name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
-        model = SpeechEstimator.from_pretrained(path)
-        models[name or model.network.arch.upper()] = model
+    models = _load_models(args.models)
     first = next(iter(models.values()))
     train_mean = None
     if args.openface:
@@ -113,4 +121,47 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     results = evaluate_estimators(models, clips, train_mean, n_boot=args.n_boot)
     text = report(results, args.output, {"models": args.models, "n_clips": len(clips)})
     print(text)
+    return 0
+
+
+def _load_models(specs: list[str]) -> dict[str, Any]:
+    from ..speech import SpeechEstimator
+
+    models: dict[str, Any] = {}
+    for spec in specs:
+        name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        model = SpeechEstimator.from_pretrained(path)
+        models[name or model.network.arch.upper()] = model
+    return models
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from .._io import write_json
+    from ..calibration import apply_calibration, cross_validate_calibration, fit_calibration
+    from ..evaluation import openface_clips
+    from ..metrics import per_label_table, results_table, to_jsonable
+
+    models = _load_models(args.models)
+    clips = openface_clips(args.openface, audio_root=args.audio_root)
+    cv = cross_validate_calibration(models, clips, n_boot=args.n_boot)
+    text = "\n".join([
+        f"Leave-one-speaker-out on {cv['n_clips']} clips / {cv['n_frames']} frames of real "
+        f"OpenFace tracks ({len(cv['groups'])} speakers); models calibrated on the other speakers.",
+        "", results_table(cv["frame"]), "", per_label_table(cv["frame"], "mae"), "",
+        per_label_table(cv["frame"], "pearson"), ""])
+    print(text)
+    first_name, first = next(iter(models.items()))
+    scale, bias = fit_calibration(first, clips)
+    cal = apply_calibration(first, scale, bias)
+    cal.name = args.name or f"{first.name}-calibrated"
+    cal.pretrained = True
+    cal.info = {**first.info, "calibration": {
+        "fitted_on": [c.name for c in clips], "kind": "per-dimension affine, scale >= 0",
+        "scale": scale.tolist(), "bias": bias.tolist(),
+        "uncarried": [lab for lab, s in zip(first.space.labels, scale) if s == 0.0]}}
+    cal.save_pretrained(args.output)
+    write_json(f"{args.output}/calibration_cv.json", to_jsonable(cv))
+    with open(f"{args.output}/calibration_cv.md", "w") as f:
+        f.write(text)
+    print(f"calibrated model: {args.output}", file=sys.stderr)
     return 0

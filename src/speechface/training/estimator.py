@@ -133,8 +133,9 @@ def load_training_clips(data: str | list[str], space: str, feature: str | None,
             if key not in arrays:
                 raise DataError(f"{root}: clip {rec['name']} has no {key!r} (have: "
                                 f"{', '.join(sorted(arrays))}); prepare it with a teacher for {space}")
-            stored = rec.get("features_config", rec.get("feature"))
-            if stored == fx_cfg and "features" in arrays:
+            stored = dict(rec.get("features") or {})
+            same = stored.pop("name", None) == fx_cfg["name"] and stored == fx_cfg["args"]
+            if same and "features" in arrays:
                 feats = torch.from_numpy(arrays["features"]).float()
             else:
                 with torch.no_grad():

@@ -1,0 +1,119 @@
+"""speechface.video: frames, timestamps and 16 kHz audio from real and synthetic videos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+av = pytest.importorskip("av")
+
+from speechface.errors import DataError  # noqa: E402
+from speechface.video import iter_video_frames, read_video, read_video_audio, video_info  # noqa: E402
+
+SHARED = Path(os.environ.get("SPEECHFACE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+CLIPS = SHARED / "data" / "av_clips"
+
+
+def clip(*parts: str) -> Path:
+    p = CLIPS.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data not found at {p} (set SPEECHFACE_SHARED)")
+    return p
+
+
+def first_grid_clip() -> Path:
+    folder = clip("grid_s1")
+    return sorted(folder.glob("*.mp4"))[0]
+
+
+def make_video(path: Path, n: int = 6, fps: int = 30, size: tuple[int, int] = (64, 48)) -> Path:
+    """A silent mpeg4 video whose frame i is filled with the grey level 40 * i."""
+    w, h = size
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("mpeg4", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), 40 * i, np.uint8), format="rgb24")
+            for pkt in s.encode(frame):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    return path
+
+
+@pytest.mark.shared
+def test_read_grid_clip_25fps():
+    c = read_video(first_grid_clip())
+    assert c.frames.shape == (75, 288, 360, 3)
+    assert c.frames.dtype == np.uint8 and c.frames.flags["C_CONTIGUOUS"]
+    assert c.fps == pytest.approx(25.0)
+    np.testing.assert_allclose(c.times, np.arange(75) / 25.0, atol=1e-3)
+    assert isinstance(c.audio, torch.Tensor) and c.audio.dtype == torch.float32 and c.audio.ndim == 1
+    assert c.audio.shape[0] / 16000 == pytest.approx(3.0, abs=0.1)
+    assert torch.isfinite(c.audio).all() and c.audio.abs().max() > 0.05  # real speech, not silence
+    assert c.duration == pytest.approx(3.0, abs=0.01)
+    assert c.frames.std() > 10  # a real picture
+
+
+@pytest.mark.shared
+def test_read_30fps_and_2997fps_clips_keep_their_timestamps():
+    c = read_video(clip("more", "dfrf_vids_french.mp4"), max_frames=45)
+    assert c.frames.shape[0] == 45 and c.fps == pytest.approx(30.0)
+    np.testing.assert_allclose(np.diff(c.times), 1 / 30, atol=1e-3)
+    # audio cut to the time the kept frames cover
+    assert c.audio.shape[0] == pytest.approx((c.times[-1] + 1 / 30) * 16000, abs=2)
+    c2 = read_video(clip("more", "v-express_AOC_gt.mp4"), max_frames=30)
+    assert c2.fps == pytest.approx(29.97, abs=0.01)
+    np.testing.assert_allclose(c2.times, np.arange(30) * 1001 / 30000, atol=1e-3)
+
+
+@pytest.mark.shared
+def test_read_mpg_program_stream():
+    c = read_video(clip("grid_bbaf2n.mpg"), max_frames=10)
+    assert c.frames.shape == (10, 288, 360, 3) and c.fps == pytest.approx(25.0)
+    assert c.audio is not None and c.audio.shape[0] == pytest.approx(0.4 * 16000, abs=2)
+    full = read_video_audio(clip("grid_bbaf2n.mpg"))
+    assert full.shape[0] / 16000 == pytest.approx(2.98, abs=0.05)  # 44.1 kHz stereo mp2 -> 16k mono
+
+
+@pytest.mark.shared
+def test_iter_frames_matches_read_video():
+    path = first_grid_clip()
+    c = read_video(path, max_frames=5, audio=False)
+    frames = list(iter_video_frames(path, max_frames=5))
+    assert [f.index for f in frames] == list(range(5)) and c.audio is None
+    for f, img, t in zip(frames, c.frames, c.times):
+        assert f.image.flags["C_CONTIGUOUS"] and f.time == pytest.approx(t)
+        np.testing.assert_array_equal(f.image, img)
+    info = video_info(path)
+    assert info["fps"] == pytest.approx(25.0) and info["has_audio"] and info["width"] == 360
+
+
+def test_synthetic_video_without_audio(tmp_path):
+    path = make_video(tmp_path / "syn.mp4", n=6, fps=30)
+    c = read_video(path)
+    assert c.audio is None and c.frames.shape == (6, 48, 64, 3)
+    np.testing.assert_allclose(c.times, np.arange(6) / 30, atol=1e-6)
+    np.testing.assert_allclose(c.frames[:, 10, 10, 0], 40 * np.arange(6), atol=6)  # frame order
+    assert read_video_audio(path) is None
+
+
+def test_errors_name_the_file(tmp_path):
+    with pytest.raises(DataError, match="missing.mp4"):
+        read_video(tmp_path / "missing.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_text("this is not a video")
+    with pytest.raises(DataError, match="junk.mp4"):
+        read_video(junk)
+    import soundfile as sf
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, np.zeros(1600, np.float32), 16000)
+    with pytest.raises(DataError, match="no video stream"):
+        read_video(wav)
+    with pytest.raises(DataError, match="folder"):
+        next(iter_video_frames(tmp_path))
