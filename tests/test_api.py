@@ -146,3 +146,30 @@ def test_a_user_estimator_by_subclassing(tmp_path: Path, speech_wave) -> None:
         np.testing.assert_array_equal(est.predict(wave, sr).values, again.predict(wave, sr).values)
     finally:
         ESTIMATORS.unregister("user_tiny")
+
+
+def test_push_to_hub_uploads_the_saved_folder(monkeypatch) -> None:
+    """push_to_hub creates the repo and uploads config.json + model.safetensors + card."""
+    import huggingface_hub
+
+    calls: dict[str, object] = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, private=False, exist_ok=False):
+            calls["repo"] = (repo_id, private, exist_ok)
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            calls["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+            cfg = json.loads((Path(folder_path) / "config.json").read_text())
+            calls["arch"] = cfg["architecture"]
+            return "https://example.invalid/commit/1"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    url = AUEstimator.create("mlp").push_to_hub("me/mlp-au17", token="t0k")
+    assert url.endswith("/commit/1")
+    assert calls["repo"] == ("me/mlp-au17", False, True) and calls["token"] == "t0k"
+    assert calls["files"] == ["README.md", "config.json", "model.safetensors"]
+    assert calls["arch"] == "mlp"

@@ -127,3 +127,40 @@ def test_config_errors_are_clear(tmp_path: Path) -> None:
 
     (tmp_path / "bad.json").write_text(json.dumps({"data": "x", "epochz": 3}))
     assert main(["train", "estimator", "--config", str(tmp_path / "bad.json")]) == 2
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_rerun_finishes_with_the_same_weights(tmp_path: Path) -> None:
+    """Kill -9 a CLI training run after its first checkpoint; the rerun resumes and matches."""
+    import signal
+    import time
+
+    from safetensors.torch import load_file
+
+    _write_shards(tmp_path / "shards", n=12)
+    cfg = {"data": str(tmp_path / "shards"), "arch": "mlp", "epochs": 4, "batch_size": 2,
+           "crop_frames": 16, "val_groups": ["s0"], "progress": False, "patience": 0,
+           "checkpoint_every": 3, "seed": 3}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    cmd = [sys.executable, "-m", "speechface.cli", "train", "estimator", "--config",
+           str(tmp_path / "cfg.json"), "--set"]
+    ref = _run(*cmd, f"out_dir={tmp_path / 'ref'}")
+    assert ref.returncode == 0, ref.stderr
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([*cmd, f"out_dir={tmp_path / 'killed'}"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pointer = tmp_path / "killed" / "checkpoints" / "latest"
+    deadline = time.time() + 120
+    while not pointer.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = pointer.read_text().strip()
+    rerun = _run(*cmd, f"out_dir={tmp_path / 'killed'}")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resumed from" in rerun.stderr and killed_at in rerun.stderr
+    a = load_file(str(tmp_path / "ref" / "best" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "best" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=f"{k} differs")

@@ -21,6 +21,7 @@ from .errors import (  # noqa: E402
     UnknownNameError,
 )
 from .registry import ESTIMATORS, EXPRESSION, FEATURES, SPACES, TRANSLATORS  # noqa: E402
+from .animate import Animation, animate  # noqa: E402
 from .results import Prediction  # noqa: E402
 from .spaces import Space, get_space, list_spaces  # noqa: E402
 from .speech import AUEstimator, EmotionEstimator, LandmarkEstimator, SpeechEstimator  # noqa: E402
@@ -32,6 +33,8 @@ __all__ = [
     "LandmarkEstimator",
     "SpeechEstimator",
     "Prediction",
+    "animate",
+    "Animation",
     "list_models",
     "AudioError",
     "DataError",

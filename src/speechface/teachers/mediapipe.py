@@ -281,7 +281,8 @@ def resolve_face_landmarker(model_path: str | os.PathLike[str] | None = None, *,
     """Find (or download once) the FaceLandmarker model bundle ``face_landmarker.task``.
 
     Order: ``model_path`` -> env ``SPEECHFACE_FACE_LANDMARKER`` ->
-    ``$SPEECHFACE_SHARED/models/face_landmarker.task`` -> the user cache
+    ``$SPEECHFACE_SHARED/models/face_landmarker.task`` (default ``../shared``, the development
+    data folder beside a checkout) -> the user cache
     (``$XDG_CACHE_HOME`` or ``~/.cache``)``/speechface/face_landmarker.task`` -> download from
     :data:`FACE_LANDMARKER_URL` into that cache (atomically: a temporary file renamed on success).
 
@@ -300,7 +301,8 @@ def resolve_face_landmarker(model_path: str | os.PathLike[str] | None = None, *,
             if not p.is_file():
                 raise ModelError(f"{p}: FaceLandmarker model not found (from {what})")
             return p
-    shared = os.environ.get("SPEECHFACE_SHARED")
+    # the project's development data convention (DATA.md): SPEECHFACE_SHARED, default ../shared
+    shared = os.environ.get("SPEECHFACE_SHARED", os.path.join("..", "shared"))
     if shared:
         p = Path(shared) / "models" / _MODEL_FILE
         if p.is_file():

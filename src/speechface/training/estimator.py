@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -397,8 +398,8 @@ class EstimatorTrainer:
         self.stopper.load_state_dict(state["stopper"])
         set_rng_state(state["rng"])
         self.log.truncate_after(self.step)
-        if self.dist.is_main and self.cfg.progress:
-            tqdm.write(f"resumed from {folder} (epoch {self.epoch}, step {self.step})")
+        if self.dist.is_main:  # always said: a resumed run must never pass for a fresh one
+            print(f"resumed from {folder} (epoch {self.epoch}, step {self.step})", file=sys.stderr)
 
 
 def json_plain(obj: Any) -> Any:

@@ -1,0 +1,629 @@
+"""Animate a still face photo with speech: speech -> AUs / emotions -> translated face frames.
+
+:func:`animate` runs the whole pipeline:
+
+1. load the photo (:func:`~speechface.face.load_image`) and find the face
+   (:func:`~speechface.face.find_face`; the largest one unless ``face_index`` is given);
+2. load the speech (16 kHz mono) and predict one condition per 25 fps frame with a speech
+   estimator (:class:`~speechface.AUEstimator` by default);
+3. convert the conditions to the translator's space if needed (emotion8 -> au17 with
+   ``speechface.spaces.emotion_to_au``), smooth them over time and scale them by ``strength``;
+4. crop the face once (:func:`~speechface.face.crop_face`), translate it once per frame in
+   batches (:meth:`~speechface.translators.Translator.translate`) and paste every result back
+   into the full-resolution photo (:func:`~speechface.face.paste_face`; only the face region
+   changes).
+
+The result is an :class:`Animation`: ``.frames`` (N, H, W, 3) uint8 at ``.fps``, the speech as
+``.audio`` and the estimator output as ``.conditions``; ``.save("out.mp4")`` writes an H.264 +
+AAC video with the speech (``.gif`` / ``.webp`` without sound).
+
+Command line::
+
+    speechface animate speech.wav photo.jpg -o talking.mp4 [--smoothing 1.5] [--side-by-side]
+
+Example:
+    >>> from speechface.animate import animate              # doctest: +SKIP
+    >>> anim = animate("speech.wav", "photo.jpg")           # doctest: +SKIP
+    >>> anim.frames.shape, anim.fps                         # doctest: +SKIP
+    ((221, 512, 512, 3), 25.0)
+    >>> anim.save("talking.mp4")                            # doctest: +SKIP
+
+The photo keeps its full resolution: only the face crop is generated, and every pixel outside
+it stays bit-identical to the photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._io import atomic_path
+from .errors import ModelError, SpeechfaceError
+from .face import (
+    DEFAULT_FEATHER,
+    DEFAULT_MARGIN,
+    FaceBox,
+    FaceCrop,
+    _blend_region,
+    _label,
+    crop_face,
+    detect_faces,
+    load_image,
+    select_face,
+)
+from .results import Prediction
+
+__all__ = ["Animation", "animate", "smooth_conditions", "scale_conditions", "add_parsers",
+           "VIDEO_FORMATS", "MAX_FACE_SIDE"]
+
+#: Output file types :meth:`Animation.save` writes (H.264 + AAC for the video containers).
+VIDEO_FORMATS = (".mp4", ".m4v", ".mov", ".mkv")
+_IMAGE_FORMATS = (".gif", ".webp")
+#: The face crop is translated at most at this side in pixels (bigger faces are resized down for
+#: the network's input-keeping composition and up again when pasted; bounds memory and time).
+MAX_FACE_SIDE = 768
+AUDIO_RATE = 16000
+
+
+# --------------------------------------------------------------------------- conditions
+def smooth_conditions(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Zero-phase temporal smoothing: a centred Gaussian of ``sigma`` frames along axis 0.
+
+    Centred (not an EMA), so the mouth does not lag behind the speech. Edges are handled by
+    normalised convolution (each output is a weighted mean of the frames that exist), so a
+    constant sequence stays constant and probabilities still sum to 1. ``sigma=0`` returns the
+    values unchanged. At 25 fps, 1 frame = 40 ms; ``sigma=1.5`` mostly removes frame-to-frame
+    jitter, ``sigma=3`` leaves only syllable-rate motion.
+
+    Args:
+        values: ``(frames, dim)`` float array.
+        sigma: standard deviation in frames (>= 0).
+
+    Returns:
+        ``(frames, dim)`` float32.
+
+    Example:
+        >>> x = np.zeros((21, 1), np.float32); x[10] = 1
+        >>> s = smooth_conditions(x, 1.0); round(float(s.sum()), 3), bool(s[10, 0] < 1)
+        (1.0, True)
+    """
+    v = np.asarray(values, dtype=np.float32)
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"smoothing must be a finite number of frames >= 0, got {sigma!r}")
+    if sigma == 0 or len(v) < 2:
+        return v.copy()
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (t / sigma) ** 2)
+    n = len(v)
+    norm = np.convolve(np.ones(n), k, mode="full")[radius:radius + n]
+    out = np.empty_like(v)
+    for d in range(v.shape[1]):
+        out[:, d] = np.convolve(v[:, d].astype(np.float64), k, mode="full")[radius:radius + n] / norm
+    return out
+
+
+def scale_conditions(values: np.ndarray, space: Any, strength: float) -> np.ndarray:
+    """Scale conditions relative to the space's neutral value: ``neutral + strength * (v - neutral)``.
+
+    ``strength=0`` gives the neutral face throughout, 1 the predicted expression, above 1 an
+    exaggerated one. Results are clipped to the space's range; for probability spaces
+    (``emotion8``) they are also renormalised to sum to 1.
+
+    Args:
+        values: ``(frames, dim)`` values of ``space``.
+        space: a :class:`~speechface.spaces.Space` or its name.
+        strength: a finite number >= 0.
+
+    Returns:
+        ``(frames, dim)`` float32.
+
+    Example:
+        >>> scale_conditions(np.full((2, 17), 2.0), "au17", 3.0)[0, 0]
+        np.float32(5.0)
+    """
+    from .spaces import get_space
+
+    sp = get_space(space)
+    if not (math.isfinite(strength) and strength >= 0):
+        raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
+    v = np.asarray(values, dtype=np.float32)
+    if strength == 1.0:
+        return v.copy()
+    neutral = np.asarray(sp.neutral, dtype=np.float32) if sp.neutral else np.zeros(sp.dim, np.float32)
+    out = neutral + np.float32(strength) * (v - neutral)
+    if sp.low is not None or sp.high is not None:
+        out = np.clip(out, sp.low, sp.high)
+    if sp.activation == "softmax":
+        out = np.clip(out, 0, None)
+        out = out / np.maximum(out.sum(axis=-1, keepdims=True), 1e-8)
+    return out.astype(np.float32)
+
+
+def _convert_space(values: np.ndarray, src: str, dst: Any) -> np.ndarray:
+    """Estimator values in space ``src`` -> values of the translator's space ``dst``."""
+    if src == dst.name:
+        return values
+    from . import spaces
+
+    fn_name = {("emotion8", "au17"): "emotion_to_au",
+               ("au17", "emotion8"): "au_to_emotion"}.get((src, dst.name))
+    fn = getattr(spaces, fn_name, None) if fn_name else None
+    if fn is None:
+        raise ModelError(f"the speech estimator predicts {src} but the translator is conditioned "
+                         f"on {dst.name}, and speechface has no {src} -> {dst.name} conversion; "
+                         f"use an estimator that predicts {dst.name}")
+    out = fn(values)
+    if hasattr(out, "detach"):
+        out = out.detach().cpu().numpy()
+    out = np.asarray(out, dtype=np.float32)
+    if out.shape != (len(values), dst.dim):
+        raise ModelError(f"spaces.{fn_name} returned shape {out.shape}, expected "
+                         f"({len(values)}, {dst.dim})")
+    return out
+
+
+# --------------------------------------------------------------------------- the animation
+class _Composer:
+    """Builds frame i on demand: the photo with face i pasted in (optionally beside the photo)."""
+
+    def __init__(self, photo: np.ndarray, crop: FaceCrop, faces: np.ndarray, feather: float,
+                 side_by_side: bool) -> None:
+        self.photo = photo
+        self.crop = crop
+        self.faces = faces
+        self.feather = feather
+        self.side_by_side = side_by_side
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        h, w = self.photo.shape[:2]
+        return (h, 2 * w if self.side_by_side else w)
+
+    def frame(self, i: int) -> np.ndarray:
+        h, w = self.photo.shape[:2]
+        (rows, cols), patch = _blend_region(self.photo, self.crop, self.faces[i], self.feather,
+                                            "ellipse")
+        if self.side_by_side:
+            out = np.empty((h, 2 * w, 3), np.uint8)
+            out[:, :w] = self.photo
+            out[:, w:] = self.photo
+            if patch is not None:
+                out[rows, slice(cols.start + w, cols.stop + w)] = patch
+            return out
+        out = self.photo.copy()
+        if patch is not None:
+            out[rows, cols] = patch
+        return out
+
+
+class Animation:
+    """A talking-face animation: frames, frame rate, the speech and the conditions behind it.
+
+    Frames made by :func:`animate` are composed on demand (the photo + one face crop per
+    frame), so a long animation of a big photo does not hold every full frame in memory until
+    :attr:`frames` is read; :meth:`save` and :meth:`iter_frames` stream them.
+
+    Args:
+        frames: ``(N, H, W, 3)`` uint8 array (or an internal on-demand source).
+        fps: frames per second (25 for speechface estimators).
+        audio: ``(samples,)`` float32 mono speech at ``sample_rate`` (None: silent).
+        sample_rate: rate of ``audio`` in Hz.
+        conditions: the estimator's :class:`~speechface.results.Prediction`.
+        driving: ``(N, D)`` float32 values actually given to the translator (after space
+            conversion, smoothing and strength).
+        face: the animated :class:`~speechface.face.FaceBox`; ``face_index`` its position left to
+            right and ``n_faces`` how many faces the photo has.
+        info: provenance: model names and whether they are trained, smoothing, strength,
+            crop margin (set by :func:`animate`).
+
+    Example:
+        >>> anim = Animation(np.zeros((10, 32, 48, 3), np.uint8), fps=25.0)
+        >>> len(anim), anim.size, anim.duration
+        (10, (48, 32), 0.4)
+        >>> anim.save("still.gif")                  # doctest: +SKIP
+    """
+
+    def __init__(self, frames: Any, *, fps: float = 25.0, audio: np.ndarray | None = None,
+                 sample_rate: int = AUDIO_RATE, conditions: Prediction | None = None,
+                 driving: np.ndarray | None = None, face: FaceBox | None = None,
+                 face_index: int | None = None, n_faces: int | None = None,
+                 info: dict[str, Any] | None = None) -> None:
+        if isinstance(frames, _Composer):
+            self._source: _Composer | None = frames
+            self._frames: np.ndarray | None = None
+        else:
+            arr = np.asarray(frames)
+            if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8 or len(arr) == 0:
+                raise ValueError(f"frames must be a non-empty uint8 (N, H, W, 3) array, got "
+                                 f"{arr.shape} {arr.dtype}")
+            self._source, self._frames = None, arr
+        if not (math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be positive, got {fps!r}")
+        self.fps = float(fps)
+        self.audio = None if audio is None else np.asarray(audio, dtype=np.float32).reshape(-1)
+        self.sample_rate = int(sample_rate)
+        self.conditions = conditions
+        self.driving = driving
+        self.face = face
+        self.face_index = face_index
+        self.n_faces = n_faces
+        self.info = dict(info or {})
+
+    # ------------------------------------------------------------------ frames
+    def __len__(self) -> int:
+        return len(self._frames) if self._frames is not None else len(self._source)  # type: ignore[arg-type]
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames N."""
+        return len(self)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of a frame in pixels."""
+        if self._frames is not None:
+            return (int(self._frames.shape[2]), int(self._frames.shape[1]))
+        h, w = self._source.shape  # type: ignore[union-attr]
+        return (w, h)
+
+    @property
+    def duration(self) -> float:
+        """Video duration in seconds (``N / fps``)."""
+        return len(self) / self.fps
+
+    def frame(self, i: int) -> np.ndarray:
+        """Frame ``i`` as ``(H, W, 3)`` uint8."""
+        if self._frames is not None:
+            return self._frames[i]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"frame {i} out of range for {n} frames")
+        return self._source.frame(i % n)  # type: ignore[union-attr]
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        """Yield the ``(H, W, 3)`` uint8 frames in order (without holding them all)."""
+        for i in range(len(self)):
+            yield self.frame(i)
+
+    @property
+    def frames(self) -> np.ndarray:
+        """All frames, ``(N, H, W, 3)`` uint8 (built on first access, then kept).
+
+        Needs ``N * H * W * 3`` bytes (e.g. 225 frames of a 1024x1024 photo: 700 MB); prefer
+        :meth:`save` / :meth:`iter_frames` for long animations of large photos.
+        """
+        if self._frames is None:
+            w, h = self.size
+            out = np.empty((len(self), h, w, 3), np.uint8)
+            for i, f in enumerate(self.iter_frames()):
+                out[i] = f
+            self._frames = out
+        return self._frames
+
+    def __repr__(self) -> str:
+        w, h = self.size
+        snd = f", audio {len(self.audio) / self.sample_rate:.2f} s" if self.audio is not None else ""
+        return f"Animation({len(self)} frames, {w}x{h}, {self.fps:g} fps{snd})"
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: str | os.PathLike[str], *, crf: int = 18, preset: str = "medium",
+             audio_bitrate: int = 96000, quality: int = 90) -> Path:
+        """Write the animation; the format follows the file extension.
+
+        - ``.mp4`` (also ``.m4v``, ``.mov``, ``.mkv``): H.264 (libx264, yuv420p, ``crf``) + AAC
+          mono with the speech, via PyAV (``pip install 'speechface[video]'``). yuv420p needs
+          an even width and height: an odd side is padded by repeating the last pixel row /
+          column (1 px).
+        - ``.gif``: 40 ms per frame at 25 fps, looping, no sound; one 256-colour palette
+          for all frames, no dithering (identical consecutive frames are merged by PIL, their
+          durations summed).
+        - ``.webp``: animated WebP (lossy, ``quality``), looping, no sound.
+
+        The file is written to a temporary name beside ``path`` and renamed when complete: on
+        any error no partial output is left.
+
+        Returns:
+            ``path`` as a :class:`~pathlib.Path`.
+
+        Raises:
+            ValueError: an unsupported extension.
+            SpeechfaceError: PyAV missing (for video) or without an H.264 / AAC encoder.
+
+        Example:
+            >>> anim.save("talking.mp4")     # doctest: +SKIP
+            PosixPath('talking.mp4')
+        """
+        path = Path(path)
+        ext = _check_output(path)
+        with atomic_path(path) as tmp:
+            if ext in VIDEO_FORMATS:
+                self._write_video(tmp, crf=crf, preset=preset, audio_bitrate=audio_bitrate)
+            else:
+                self._write_pil(tmp, ext, quality=quality)
+        return path
+
+    def _write_pil(self, tmp: Path, ext: str, *, quality: int) -> None:
+        from PIL import Image
+
+        ms = int(round(1000.0 / self.fps))
+        frames = (Image.fromarray(f) for f in self.iter_frames())
+        if ext == ".gif":
+            # one palette for all frames (from the first, middle and last frame) and no
+            # dithering: unchanged pixels map to the same index in every frame, so the static
+            # background neither flickers nor costs space
+            n = len(self)
+            sample = np.concatenate([self.frame(0), self.frame(n // 2), self.frame(n - 1)])
+            palette = Image.fromarray(sample).quantize(256, method=Image.Quantize.FASTOCTREE)
+            frames = (f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames)
+            first = next(frames)
+            first.save(tmp, format="GIF", save_all=True, append_images=frames, duration=ms,
+                       loop=0)
+        else:  # PIL's WebP writer needs a list (it counts the frames first)
+            first = next(frames)
+            first.save(tmp, format="WEBP", save_all=True, append_images=list(frames),
+                       duration=ms, loop=0, quality=quality)
+
+    def _write_video(self, tmp: Path, *, crf: int, preset: str, audio_bitrate: int) -> None:
+        try:
+            import av
+        except ImportError as e:
+            raise SpeechfaceError("writing video needs PyAV: pip install 'speechface[video]'"
+                                  ) from e
+        w, h = self.size
+        ew, eh = w + (w % 2), h + (h % 2)
+        rate = Fraction(self.fps).limit_denominator(1001)
+        with av.open(str(tmp), "w") as out:
+            vs = None
+            for codec in ("libx264", "h264"):
+                try:
+                    vs = out.add_stream(codec, rate=rate,
+                                        options={"crf": str(int(crf)), "preset": preset})
+                    break
+                except (ValueError, av.error.FFmpegError):  # type: ignore[attr-defined]
+                    continue
+            if vs is None:
+                raise SpeechfaceError("this PyAV build has no H.264 encoder; save as .gif / .webp "
+                                      "or install the PyPI wheel of av")
+            vs.width, vs.height, vs.pix_fmt = ew, eh, "yuv420p"
+            astream = None
+            if self.audio is not None and len(self.audio):
+                astream = out.add_stream("aac", rate=self.sample_rate)
+                astream.layout = "mono"
+                astream.bit_rate = int(audio_bitrate)
+            for i, f in enumerate(self.iter_frames()):
+                if (ew, eh) != (w, h):
+                    f = np.pad(f, ((0, eh - h), (0, ew - w), (0, 0)), mode="edge")
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+                vf.pts = i
+                for pkt in vs.encode(vf):
+                    out.mux(pkt)
+            for pkt in vs.encode():
+                out.mux(pkt)
+            if astream is not None:
+                wave = np.clip(self.audio, -1.0, 1.0).astype(np.float32)
+                step = 1024 * 16
+                for start in range(0, len(wave), step):
+                    chunk = np.ascontiguousarray(wave[None, start:start + step])
+                    af = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                    af.sample_rate = self.sample_rate
+                    af.pts = start
+                    for pkt in astream.encode(af):
+                        out.mux(pkt)
+                for pkt in astream.encode():
+                    out.mux(pkt)
+
+
+def _check_output(path: str | os.PathLike[str]) -> str:
+    ext = Path(path).suffix.lower()
+    if ext not in VIDEO_FORMATS + _IMAGE_FORMATS:
+        raise ValueError(f"{Path(path).name}: unsupported output type {ext or '(none)'!r}; use "
+                         f"{', '.join(VIDEO_FORMATS + _IMAGE_FORMATS)}")
+    return ext
+
+
+# --------------------------------------------------------------------------- animate
+def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = None, *,
+            sample_rate: int | None = None, space: str | None = None, smoothing: float = 0.0,
+            strength: float = 1.0, side_by_side: bool = False, face_index: int | None = None,
+            margin: float | None = None, feather: float = DEFAULT_FEATHER, batch_size: int = 16,
+            progress: bool = True) -> Animation:
+    """Animate the face in a photo with speech.
+
+    Args:
+        audio: speech: a file path (wav, flac, ogg, mp3) or a ``(samples,)`` array / tensor
+            (give ``sample_rate``); any rate, resampled to 16 kHz.
+        image: the photo: a path, PIL image or ``(H, W, 3)`` array (see
+            :func:`~speechface.face.load_image`).
+        estimator: a :class:`~speechface.speech.SpeechEstimator` (default: the packaged one for
+            ``space``).
+        translator: a :class:`~speechface.translators.Translator` (default: the packaged one,
+            ``Translator.from_pretrained()``).
+        sample_rate: rate of an array ``audio``.
+        space: space of the default estimator when ``estimator`` is None (default: the
+            translator's space). An emotion8 estimator drives an au17 translator through
+            ``speechface.spaces.emotion_to_au`` (and au17 -> emotion8 through ``au_to_emotion``)
+            when the library has that conversion; otherwise a mismatch is a ModelError.
+        smoothing: temporal smoothing of the conditions: the standard deviation in frames
+            (40 ms each) of a centred Gaussian, see :func:`smooth_conditions` (0 = off).
+        strength: expression strength relative to neutral, see :func:`scale_conditions`
+            (0 = neutral face, 1 = as predicted, 2 = exaggerated).
+        side_by_side: frames show the input photo on the left and the animation on the right.
+        face_index: which face to animate, counted left to right (0 = leftmost); None = the
+            largest face.
+        margin: face crop margin (see :func:`~speechface.face.crop_face`); None = the
+            translator's ``info["crop_margin"]`` if it records one, else
+            :data:`~speechface.face.DEFAULT_MARGIN` (0.35).
+        feather: soft paste-back edge as a fraction of the crop side (see
+            :func:`~speechface.face.paste_face`).
+        batch_size: frames per translator call.
+        progress: show a progress bar (tqdm, on stderr).
+
+    Returns:
+        :class:`Animation` with one frame per estimator frame (25 fps: frame n at n / 25 s),
+        ``audio`` (16 kHz float32), ``conditions`` (the Prediction) and ``driving`` (the values
+        given to the translator).
+
+    Raises:
+        ImageError / NoFaceError: the photo cannot be read, has no face, or ``face_index`` is out
+            of range (the message says how many faces there are).
+        AudioError: the speech cannot be read.
+        ModelError: no packaged default model, or spaces that cannot be converted.
+
+    Example:
+        >>> from speechface import AUEstimator                          # doctest: +SKIP
+        >>> from speechface.translators import Translator               # doctest: +SKIP
+        >>> anim = animate("speech.wav", "photo.jpg", AUEstimator.from_pretrained(),
+        ...                Translator.from_pretrained(), smoothing=1.5)  # doctest: +SKIP
+        >>> anim.save("talking.mp4")                                    # doctest: +SKIP
+    """
+    from .audio import load_audio
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not (math.isfinite(smoothing) and smoothing >= 0):
+        raise ValueError(f"smoothing must be a finite number of frames >= 0, got {smoothing!r}")
+    if not (math.isfinite(strength) and strength >= 0):
+        raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
+
+    # inputs first: the most likely user errors surface before any model work
+    name = _label(image, None)
+    photo = load_image(image)
+    faces = detect_faces(photo)
+    box = select_face(faces, face_index, name=name)
+    index = next(i for i, f in enumerate(faces) if f is box)
+    wave = load_audio(audio, sample_rate, target_rate=AUDIO_RATE).numpy()
+
+    if translator is None:
+        from .translators import Translator
+
+        try:
+            translator = Translator.from_pretrained()
+        except ModelError as e:
+            raise ModelError(f"{e} as translator= (command line: --translator)") from e
+    if estimator is None:
+        from .speech import _class_for
+
+        try:
+            estimator = _class_for(space or translator.space.name).from_pretrained()
+        except ModelError as e:
+            raise ModelError(f"{e} as estimator= (command line: --model)") from e
+
+    pred = estimator.predict(wave, AUDIO_RATE)
+    values = np.asarray(pred.values, dtype=np.float32)
+    fps = float(pred.fps)
+    n = max(1, int(len(wave) * fps // AUDIO_RATE))
+    if not pred.frame_level or len(values) == 1:  # utterance-level: hold it for every frame
+        values = np.repeat(values[:1], n, axis=0)
+    cond = _convert_space(values, pred.space, translator.space)
+    cond = smooth_conditions(cond, float(smoothing))
+    cond = scale_conditions(cond, translator.space, float(strength))
+
+    if margin is None:
+        margin = float((getattr(translator, "info", None) or {}).get("crop_margin", DEFAULT_MARGIN))
+    crop = crop_face(photo, box, margin=margin)
+    if crop.side > MAX_FACE_SIDE:
+        crop = crop_face(photo, box, margin=margin, size=MAX_FACE_SIDE)
+
+    faces_out = np.empty((len(cond), crop.size, crop.size, 3), np.uint8)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(cond), desc="animate", unit="frame", leave=False)
+    try:
+        for start in range(0, len(cond), batch_size):
+            stop = min(start + batch_size, len(cond))
+            faces_out[start:stop] = translator.translate(crop.image[None], cond[start:stop],
+                                                         batch_size=batch_size)
+            if bar is not None:
+                bar.update(stop - start)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    source = _Composer(photo, crop, faces_out, feather, side_by_side)
+    info = {"estimator": pred.model, "estimator_pretrained": bool(pred.pretrained),
+            "translator": getattr(translator, "name", type(translator).__name__),
+            "translator_pretrained": bool(getattr(translator, "pretrained", False)),
+            "space": translator.space.name, "smoothing": float(smoothing),
+            "strength": float(strength), "margin": float(margin), "feather": float(feather)}
+    return Animation(source, fps=fps, audio=wave, sample_rate=AUDIO_RATE, conditions=pred,
+                     driving=cond, face=box, face_index=index, n_faces=len(faces), info=info)
+
+
+# --------------------------------------------------------------------------- command line
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``speechface animate`` sub-command to the CLI's sub-parsers.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(); add_parsers(parser.add_subparsers())
+    """
+    p = sub.add_parser(
+        "animate", help="speech + face photo -> talking-face video (mp4 with sound, gif, webp)",
+        description="Animate the face in a photo with speech: predict AUs/emotions from the "
+                    "speech at 25 fps, translate the face once per frame and paste it back.")
+    p.add_argument("speech", help="speech file (wav, flac, ogg, mp3)")
+    p.add_argument("image", help="photo with a face (jpg, png, webp ...)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file: .mp4 (H.264 + AAC with the speech), .gif or .webp")
+    p.add_argument("--model", default=None,
+                   help="speech estimator: packaged name, model folder or Hub repo id "
+                        "(default: the packaged default for the translator's space)")
+    p.add_argument("--translator", default=None,
+                   help="face translator: packaged name, model folder or Hub repo id "
+                        "(default: the packaged default)")
+    p.add_argument("--smoothing", type=float, default=0.0,
+                   help="temporal smoothing: Gaussian sigma in frames of 40 ms (default 0 = off)")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="expression strength relative to neutral (default 1; 0 = neutral)")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="show the input photo left of the animation")
+    p.add_argument("--face-index", type=int, default=None,
+                   help="which face to animate, 0 = leftmost (default: the largest)")
+    p.add_argument("--batch-size", type=int, default=16, help="frames per translator call")
+    p.add_argument("--device", default="cpu", help="torch device for the models (default cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_animate)
+
+
+def _run_animate(args: argparse.Namespace) -> int:
+    _check_output(args.output)  # fail before any work
+    estimator = translator = None
+    if args.translator is not None:
+        from .translators import Translator
+
+        translator = Translator.from_pretrained(args.translator).to(args.device)
+    if args.model is not None:
+        from .speech import SpeechEstimator
+
+        estimator = SpeechEstimator.from_pretrained(args.model).to(args.device)
+    anim = animate(args.speech, args.image, estimator, translator, smoothing=args.smoothing,
+                   strength=args.strength, side_by_side=args.side_by_side,
+                   face_index=args.face_index, batch_size=args.batch_size,
+                   progress=not args.quiet)
+    anim.save(args.output)
+    w, h = anim.size
+    face = "" if (anim.n_faces or 0) <= 1 else (
+        f", face {anim.face_index} of {anim.n_faces} (0-{anim.n_faces - 1} left to right"
+        f"{'; the largest' if args.face_index is None else ''})")
+
+    def kind(which: str) -> str:
+        return "" if anim.info.get(f"{which}_pretrained") else " [RANDOM WEIGHTS]"
+
+    print(f"wrote {args.output}: {len(anim)} frames {w}x{h} at {anim.fps:g} fps "
+          f"({anim.duration:.2f} s){face}; estimator {anim.info.get('estimator')}"
+          f"{kind('estimator')}, translator {anim.info.get('translator')}{kind('translator')}",
+          file=sys.stderr)
+    return 0
