@@ -29,9 +29,11 @@ class Prediction:
         frame_level: False for utterance-level models (one row for the whole input).
 
     Example:
-        >>> r = est.predict("speech.wav")            # doctest: +SKIP
-        >>> r.values.shape, r.times[:3], r["AU12"][:5]  # doctest: +SKIP
-        >>> r.to_csv("aus.csv")                      # doctest: +SKIP
+        ```python
+        r = est.predict("speech.wav")
+        r.values.shape, r.times[:3], r["AU12"]
+        r.to_csv("aus.csv")
+        ```
     """
 
     values: np.ndarray

@@ -133,7 +133,8 @@ class LogMel(FeatureExtractor):
         n_mels: mel bands (80).
         n_fft: FFT size (1024).
         win_length: Hann window length (default ``hop_length``, 640).
-        f_min, f_max: mel range in Hz (0 and ``sample_rate / 2`` when ``None``).
+        f_min: lowest mel frequency in Hz (0).
+        f_max: highest mel frequency in Hz (``sample_rate / 2`` when ``None``).
         power: exponent of the magnitude (2 = power spectrum).
         log_offset: floor added before the log (1e-6).
 

@@ -105,10 +105,14 @@ class MFCC(FeatureExtractor):
     delta-deltas are the deltas of the deltas. Row order: 13 static, 13 delta, 13 delta-delta.
 
     Args:
-        sample_rate, fps: as for :class:`LogMel` (16000, 25).
+        sample_rate: input rate in Hz (16000), as for :class:`LogMel`.
+        fps: frame rate (25).
         n_mfcc: cepstral coefficients kept (13).
         n_mels: mel bands (40).
-        n_fft, win_length, f_min, f_max: STFT / mel settings, as for :class:`LogMel`.
+        n_fft: FFT size, as for :class:`LogMel`.
+        win_length: window length, as for :class:`LogMel`.
+        f_min: lowest mel frequency, as for :class:`LogMel`.
+        f_max: highest mel frequency, as for :class:`LogMel`.
         top_db: dynamic range of the dB spectrogram (80; ``None`` disables the floor).
         deltas: number of delta orders appended: 0, 1 or 2 (default 2 -> 39 features).
         delta_win_length: frames in the delta regression window (5).
