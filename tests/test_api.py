@@ -173,3 +173,16 @@ def test_push_to_hub_uploads_the_saved_folder(monkeypatch) -> None:
     assert calls["repo"] == ("me/mlp-au17", False, True) and calls["token"] == "t0k"
     assert calls["files"] == ["README.md", "config.json", "model.safetensors"]
     assert calls["arch"] == "mlp"
+
+
+def test_packaged_default_model_loads_offline_and_predicts(monkeypatch, ravdess_clip) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from speechface.pretrained import DEFAULT_MODELS, list_pretrained
+
+    est = AUEstimator.from_pretrained()
+    assert est.pretrained and est.name == DEFAULT_MODELS["au17"] in list_pretrained("estimator")
+    assert est.network.arch == "cnn" and est.info["teacher"].startswith("mediapipe_blendshape_proxy")
+    r = est.predict(ravdess_clip)
+    assert r.pretrained and r.values.shape[1] == 17 and np.isfinite(r.values).all()
+    # a trained model is not constant: the mouth AUs move with the speech
+    assert r["AU26"].std() > 1e-3 and r["AU25"].std() > 1e-3

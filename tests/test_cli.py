@@ -59,3 +59,11 @@ def test_bad_input_gives_one_line_error_and_no_output(args: list[str], needle: s
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("speechface: error:") and needle in lines[0]
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_predict_with_the_packaged_default(ravdess_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "aus.csv"
+    proc = run_cli("predict", str(ravdess_clip), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "cnn.au17-mediapipe-openface [pretrained]" in proc.stderr
+    assert out.read_text().startswith("frame,timestamp,AU01_r")

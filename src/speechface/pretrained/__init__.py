@@ -16,7 +16,9 @@ __all__ = ["DEFAULT_MODELS", "packaged_dir", "list_pretrained", "pretrained_info
 _HERE = Path(__file__).parent
 
 #: The model loaded by ``from_pretrained()`` with no argument, per conditioning space / family.
-DEFAULT_MODELS: dict[str, str] = {}
+DEFAULT_MODELS: dict[str, str] = {
+    "au17": "cnn.au17-mediapipe-openface",
+}
 
 
 @lru_cache(maxsize=1)
