@@ -10,7 +10,7 @@ animate a still face photo with them.
 
 __version__ = "0.1.0"
 
-from . import estimators, features, spaces  # noqa: E402,F401  (importing registers the built-ins)
+from . import estimators, expression, features, spaces  # noqa: E402,F401  (importing registers the built-ins)
 from .errors import (  # noqa: E402
     AudioError,
     DataError,

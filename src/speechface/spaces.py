@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from .registry import SPACES
 
-__all__ = ["Space", "get_space", "list_spaces", "AU17", "EMOTION8", "LANDMARKS68", "AU_NAMES"]
+__all__ = ["Space", "get_space", "list_spaces", "AU17", "EMOTION8", "LANDMARKS68", "AU_NAMES",
+           "EMOTION_AU_PROTOTYPES", "emotion_to_au"]
 
 AU_NAMES: dict[str, str] = {
     "AU01": "inner brow raiser",
@@ -210,3 +211,81 @@ def get_space(space: str | Space) -> Space:
 def list_spaces(pattern: str = "*") -> list[str]:
     """Names of the registered conditioning spaces."""
     return SPACES.list(pattern)
+
+
+# --------------------------------------------------------------------------------------------
+# FACS prototypes: emotion distribution -> action units
+
+#: Intensity (OpenFace 0-5 scale) given to every action unit of a full-blown prototype: 3 is
+#: FACS level "C" (marked/pronounced), a clear but not extreme expression.
+PROTOTYPE_INTENSITY = 3.0
+
+#: Prototypical AUs of each EMOTION8 class (EMFACS-style, after Ekman & Friesen) as
+#: ``{emotion: {AU label: intensity 0-5}}``, restricted to the 17 AUs of :data:`AU17`:
+#:
+#: - neutral: no AU.
+#: - happiness 6+12; sadness 1+4+15; surprise 1+2+5+26; fear 1+2+4+5+7+20+26;
+#:   anger 4+5+7+23.
+#: - disgust 9+15+16: AU16 (lower lip depressor) is not one of the 17 OpenFace AUs, so it is
+#:   replaced by AU10 (upper lip raiser), the nearest available mouth AU of disgust (EMFACS lists
+#:   9 *or* 10 as the disgust marker): 9+10+15.
+#: - contempt 12+14 is *unilateral* (R12A+R14A), but the OpenFace AUs are bilateral: it is encoded
+#:   bilaterally at half the intensity (1.5), roughly what a one-sided action gives when averaged
+#:   over both sides, and it is the only prototype that cannot be reproduced faithfully.
+#:
+#: All other AUs are at :data:`PROTOTYPE_INTENSITY`.
+EMOTION_AU_PROTOTYPES: dict[str, dict[str, float]] = {
+    "neutral": {},
+    "happiness": {"AU06": 3.0, "AU12": 3.0},
+    "surprise": {"AU01": 3.0, "AU02": 3.0, "AU05": 3.0, "AU26": 3.0},
+    "sadness": {"AU01": 3.0, "AU04": 3.0, "AU15": 3.0},
+    "anger": {"AU04": 3.0, "AU05": 3.0, "AU07": 3.0, "AU23": 3.0},
+    "disgust": {"AU09": 3.0, "AU10": 3.0, "AU15": 3.0},
+    "fear": {"AU01": 3.0, "AU02": 3.0, "AU04": 3.0, "AU05": 3.0, "AU07": 3.0, "AU20": 3.0,
+             "AU26": 3.0},
+    "contempt": {"AU12": 1.5, "AU14": 1.5},
+}
+
+
+def _prototype_matrix() -> torch.Tensor:
+    """``(8, 17)`` float32: row = EMOTION8 class, column = AU17 label."""
+    m = torch.zeros(len(EMOTIONS), len(AU_NAMES))
+    aus = list(AU_NAMES)
+    for i, emo in enumerate(EMOTIONS):
+        for au, v in EMOTION_AU_PROTOTYPES[emo].items():
+            m[i, aus.index(au)] = v
+    return m
+
+
+def emotion_to_au(dist: object) -> object:
+    """Map EMOTION8 distributions to AU17 intensities with the FACS prototypes.
+
+    ``au = clip(dist @ P, 0, 5)`` where ``P`` (8, 17) holds :data:`EMOTION_AU_PROTOTYPES`: each
+    emotion contributes its prototype weighted by its probability (a distribution-weighted sum).
+
+    Args:
+        dist: ``(..., 8)`` numpy array or torch tensor in EMOTION8 order (probabilities; other
+            non-negative weights work too, the result is clipped to 0-5).
+
+    Returns:
+        ``(..., 17)`` AU intensities in AU17 order, of the input's type (numpy float32 for
+        numpy/list input, a tensor on the input's device and float dtype for tensors).
+
+    Example:
+        >>> au = emotion_to_au([0.0, 1.0, 0, 0, 0, 0, 0, 0])       # pure happiness
+        >>> {AU17.labels[i]: float(au[i]) for i in au.nonzero()[0]}
+        {'AU06': 3.0, 'AU12': 3.0}
+        >>> float(emotion_to_au([0.5, 0.5, 0, 0, 0, 0, 0, 0])[AU17.index("AU12")])
+        1.5
+    """
+    if isinstance(dist, torch.Tensor):
+        if dist.shape[-1:] != (len(EMOTIONS),):
+            raise ValueError(f"emotion_to_au expects (..., 8) EMOTION8 values, got {tuple(dist.shape)}")
+        x = dist if dist.is_floating_point() else dist.float()
+        return (x @ _prototype_matrix().to(x.device, x.dtype)).clamp(0.0, 5.0)
+    import numpy as np
+
+    a = np.asarray(dist, dtype=np.float32)
+    if a.shape[-1:] != (len(EMOTIONS),):
+        raise ValueError(f"emotion_to_au expects (..., 8) EMOTION8 values, got {a.shape}")
+    return np.clip(a @ _prototype_matrix().numpy(), 0.0, 5.0).astype(np.float32)

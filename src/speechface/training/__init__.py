@@ -2,6 +2,8 @@
 
 from .common import CheckpointManager, CSVLogger, EarlyStopping, init_distributed, seed_everything
 from .estimator import EstimatorTrainConfig, EstimatorTrainer, TrainClip, load_training_clips
+from .expression import ExpressionTrainConfig, ExpressionTrainer
 
 __all__ = ["CheckpointManager", "CSVLogger", "EarlyStopping", "init_distributed", "seed_everything",
-           "EstimatorTrainConfig", "EstimatorTrainer", "TrainClip", "load_training_clips"]
+           "EstimatorTrainConfig", "EstimatorTrainer", "TrainClip", "load_training_clips",
+           "ExpressionTrainConfig", "ExpressionTrainer"]

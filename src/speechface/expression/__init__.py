@@ -1,0 +1,21 @@
+"""Facial-expression recognition (the image-side emotion teacher): face crop -> EMOTION8.
+
+>>> from speechface.expression import ExpressionRecognizer
+>>> fer = ExpressionRecognizer.from_pretrained()          # packaged FER+ model   # doctest: +SKIP
+>>> fer.predict("face.jpg").shape                                                  # doctest: +SKIP
+(1, 8)
+
+Importing this package registers the built-in architectures in
+:data:`speechface.registry.EXPRESSION` (``fer_cnn``).
+"""
+
+from .base import (
+    DEFAULT_EXPRESSION_MODEL,
+    ExpressionNet,
+    ExpressionRecognizer,
+    load_face_images,
+)
+from .cnn import FerCNN
+
+__all__ = ["ExpressionNet", "ExpressionRecognizer", "FerCNN", "load_face_images",
+           "DEFAULT_EXPRESSION_MODEL"]
