@@ -10,7 +10,8 @@ animate a still face photo with them.
 
 __version__ = "0.1.0"
 
-from . import estimators, expression, features, spaces  # noqa: E402,F401  (importing registers the built-ins)
+from . import estimators, expression, features, spaces, translators  # noqa: E402,F401  (importing registers the built-ins)
+from .animate import Animation, animate  # noqa: E402
 from .errors import (  # noqa: E402
     AudioError,
     DataError,
@@ -21,10 +22,10 @@ from .errors import (  # noqa: E402
     UnknownNameError,
 )
 from .registry import ESTIMATORS, EXPRESSION, FEATURES, SPACES, TRANSLATORS  # noqa: E402
-from .animate import Animation, animate  # noqa: E402
 from .results import Prediction  # noqa: E402
 from .spaces import Space, get_space, list_spaces  # noqa: E402
 from .speech import AUEstimator, EmotionEstimator, LandmarkEstimator, SpeechEstimator  # noqa: E402
+from .translators import Translator  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -33,6 +34,7 @@ __all__ = [
     "LandmarkEstimator",
     "SpeechEstimator",
     "Prediction",
+    "Translator",
     "animate",
     "Animation",
     "list_models",

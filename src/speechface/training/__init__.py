@@ -3,7 +3,8 @@
 from .common import CheckpointManager, CSVLogger, EarlyStopping, init_distributed, seed_everything
 from .estimator import EstimatorTrainConfig, EstimatorTrainer, TrainClip, load_training_clips
 from .expression import ExpressionTrainConfig, ExpressionTrainer
+from .ganimation import GANimationTrainConfig, GANimationTrainer
 
 __all__ = ["CheckpointManager", "CSVLogger", "EarlyStopping", "init_distributed", "seed_everything",
            "EstimatorTrainConfig", "EstimatorTrainer", "TrainClip", "load_training_clips",
-           "ExpressionTrainConfig", "ExpressionTrainer"]
+           "ExpressionTrainConfig", "ExpressionTrainer", "GANimationTrainConfig", "GANimationTrainer"]

@@ -1,0 +1,32 @@
+"""Image translators: face + condition (AUs / emotions) -> animated face (registry ``TRANSLATORS``).
+
+Importing this package registers the built-in architecture ``ganimation`` (GANimation,
+Pumarola et al. ECCV 2018). :class:`Translator` is the user-facing model:
+
+>>> from speechface.translators import Translator               # doctest: +SKIP
+>>> tr = Translator.from_pretrained()                            # doctest: +SKIP
+>>> frames = tr.translate(face_uint8, aus_per_frame)             # doctest: +SKIP
+"""
+
+from ..registry import TRANSLATORS
+from .base import ImageTranslator, Translator
+from .ganimation import GANimationCritic, GANimationGenerator
+
+__all__ = ["ImageTranslator", "Translator", "GANimationGenerator", "GANimationCritic",
+           "create_translator", "list_translators"]
+
+
+def create_translator(name: str = "ganimation", **kwargs: object) -> ImageTranslator:
+    """Build a registered translator network with random weights.
+
+    Example:
+        >>> net = create_translator("ganimation", image_size=32, conv_dim=8, repeat_num=1)
+        >>> net.cond_dim
+        17
+    """
+    return TRANSLATORS.create(name, **kwargs)
+
+
+def list_translators(pattern: str = "*") -> list[str]:
+    """Names of the registered translator architectures (shell-style wildcards)."""
+    return TRANSLATORS.list(pattern)

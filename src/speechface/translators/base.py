@@ -1,0 +1,465 @@
+"""Image translators: a face image plus a condition vector -> the face with that expression.
+
+Two layers, like the speech estimators:
+
+- :class:`ImageTranslator` is the network (an ``nn.Module`` in the ``TRANSLATORS`` registry):
+  ``forward(img (B, 3, H, W) in [-1, 1], cond (B, D)) -> (out (B, 3, H, W) in [-1, 1],
+  attention (B, 1, H, W) in (0, 1))``. ``cond`` holds values of the conditioning space (AU
+  intensities 0-5 for ``au17``, probabilities for ``emotion8``); the network normalises them
+  itself with :meth:`ImageTranslator.normalize_condition` (``(c - low) / (high - low)``: AU / 5
+  for ``au17``, unchanged for ``emotion8``).
+- :class:`Translator` is the user-facing wrapper: ``create`` / ``from_pretrained`` /
+  ``save_pretrained`` / ``push_to_hub`` (safetensors + ``config.json`` with ``"kind":
+  "translator"``) and :meth:`Translator.translate` on uint8 images of any size.
+
+Adding an architecture = one class and one decorator::
+
+    from speechface.registry import TRANSLATORS
+    from speechface.translators import ImageTranslator
+
+    @TRANSLATORS.register("tiny")
+    class Tiny(ImageTranslator):
+        def __init__(self, space: str = "au17", image_size: int = 32):
+            super().__init__(space, image_size)
+            self.net = torch.nn.Conv2d(3 + self.cond_dim, 4, 3, padding=1)
+
+        def forward(self, img, cond):
+            x = self.net(torch.cat([img, self.tile_condition(cond, img)], 1))
+            a = x[:, 3:].sigmoid()
+            return a * img + (1 - a) * x[:, :3].tanh(), a
+
+The constructor's arguments are recorded in ``hparams`` by the same mechanism as
+:class:`~speechface.estimators.Estimator` (``ImageTranslator`` subclasses it for exactly that)
+and written to ``config.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import __version__
+from ..errors import ImageError, ModelError, UnknownNameError
+from ..estimators.base import Estimator, count_parameters
+from ..hub import load_state, read_config, resolve_model_dir, save_model_folder
+from ..registry import TRANSLATORS
+from ..spaces import Space
+
+__all__ = ["ImageTranslator", "Translator", "FORMAT"]
+
+FORMAT = "speechface.translator/1"
+T = TypeVar("T", bound="Translator")
+
+
+class ImageTranslator(Estimator):
+    """Base class of the image translation networks (registry ``TRANSLATORS``).
+
+    It reuses :class:`~speechface.estimators.Estimator` only for its bookkeeping: constructor
+    arguments recorded in ``hparams``, the conditioning ``space`` and ``arch``; the input is an
+    image, not feature frames (``in_features`` is the 3 colour channels).
+
+    Args:
+        space: conditioning space (``"au17"`` or ``"emotion8"``); ``cond_dim = space.dim``.
+        image_size: square input size the network is built for (a multiple of 4).
+
+    Subclasses implement ``forward(img, cond) -> (out, attention)`` (see the module docstring).
+    """
+
+    frame_level: ClassVar[bool] = False
+    default_space: ClassVar[str] = "au17"
+
+    def __init__(self, space: str = "au17", image_size: int = 128) -> None:
+        super().__init__(in_features=3, space=space)
+        if self.space.name not in ("au17", "emotion8"):
+            raise ValueError(f"an image translator is conditioned on au17 or emotion8, "
+                             f"not {self.space.name!r}")
+        if not isinstance(image_size, int) or image_size < 8 or image_size % 4:
+            raise ValueError(f"image_size must be an int >= 8 divisible by 4, got {image_size!r}")
+        self.image_size = image_size
+        self.cond_dim = self.space.dim
+        low = self.space.low if self.space.low is not None else 0.0
+        high = self.space.high if self.space.high is not None else 1.0
+        self.register_buffer("cond_low", torch.tensor(float(low)), persistent=False)
+        self.register_buffer("cond_scale", torch.tensor(1.0 / float(high - low)), persistent=False)
+
+    def normalize_condition(self, cond: torch.Tensor) -> torch.Tensor:
+        """Space values -> network scale ``(c - low) / (high - low)``: AU / 5 for ``au17``.
+
+        Example:
+            >>> net = TRANSLATORS.create("ganimation", image_size=32, conv_dim=8, repeat_num=1)
+            >>> net.normalize_condition(torch.full((1, 17), 5.0)).max().item()
+            1.0
+        """
+        return (cond.to(self.cond_scale.dtype) - self.cond_low) * self.cond_scale
+
+    def tile_condition(self, cond: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        """``(B, D)`` space values -> normalised ``(B, D, H, W)`` maps the size of ``img``."""
+        c = self.normalize_condition(cond).to(img.dtype)
+        return c[:, :, None, None].expand(-1, -1, img.shape[-2], img.shape[-1])
+
+    def check_inputs(self, img: torch.Tensor, cond: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``img`` is ``(B, 3, H, W)`` and ``cond`` is ``(B, D)``."""
+        if img.ndim != 4 or img.shape[1] != 3:
+            raise ValueError(f"img must be (B, 3, H, W), got {tuple(img.shape)}")
+        if cond.ndim != 2 or cond.shape[1] != self.cond_dim or cond.shape[0] != img.shape[0]:
+            raise ValueError(f"cond must be ({img.shape[0]}, {self.cond_dim}) for space "
+                             f"{self.space.name}, got {tuple(cond.shape)}")
+
+    def forward_parts(self, img: torch.Tensor, cond: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(colour (B, 3, H, W) in [-1, 1], attention (B, 1, H, W) in (0, 1))``.
+
+        Architectures with an attention/colour split implement this and inherit
+        :meth:`forward`; others override :meth:`forward` and leave this unimplemented.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no colour/attention split")
+
+    def forward(self, img: torch.Tensor, cond: torch.Tensor  # type: ignore[override]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``img (B, 3, H, W)`` in [-1, 1], ``cond (B, D)`` space values -> ``(out, attention)``.
+
+        ``out = A * img + (1 - A) * colour`` is ``(B, 3, H, W)`` in [-1, 1]; ``attention`` A
+        ``(B, 1, H, W)`` in (0, 1) is the share of the input kept at each pixel.
+        """
+        colour, attention = self.forward_parts(img, cond)
+        return attention * img + (1 - attention) * colour, attention
+
+    def extra_repr(self) -> str:
+        return (f"space={self.space.name}, image_size={self.image_size}, "
+                f"params={count_parameters(self):,}")
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    was = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        module.train(was)
+
+
+def _as_faces(faces: Any) -> tuple[torch.Tensor, bool]:
+    """Faces -> float ``(N, 3, H, W)`` in [0, 1]; also whether a single image was given."""
+    if isinstance(faces, np.ndarray):
+        arr = faces
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] != 3:
+            raise ImageError(f"faces must be uint8 (N, H, W, 3) RGB, got shape {faces.shape}")
+        if arr.dtype != np.uint8:
+            raise ImageError(f"faces must be uint8 (N, H, W, 3) RGB, got dtype {arr.dtype}")
+        t = torch.from_numpy(np.array(arr, copy=True)).permute(0, 3, 1, 2).float() / 255.0
+        return t, faces.ndim == 3
+    if isinstance(faces, torch.Tensor):
+        single = faces.ndim == 3
+        t = faces[None] if single else faces
+        if t.ndim != 4:
+            raise ImageError(f"faces tensor must be (N, H, W, 3) uint8 or (N, 3, H, W) float, "
+                             f"got {tuple(faces.shape)}")
+        if t.dtype == torch.uint8:
+            if t.shape[-1] != 3:
+                raise ImageError(f"uint8 faces tensor must be (N, H, W, 3), got {tuple(faces.shape)}")
+            return t.permute(0, 3, 1, 2).float() / 255.0, single
+        if not t.is_floating_point() or t.shape[1] != 3:
+            raise ImageError(f"float faces tensor must be (N, 3, H, W) in [0, 1], got "
+                             f"{tuple(faces.shape)} {t.dtype}")
+        if not torch.isfinite(t).all():
+            raise ImageError("faces tensor contains NaN or infinite values")
+        return t.float().clamp(0, 1), single
+    raise ImageError(f"faces must be a uint8 numpy array (N, H, W, 3) or a tensor, "
+                     f"got {type(faces).__name__}")
+
+
+class Translator(nn.Module):
+    """A trained (or random) image translation network, ready to animate faces.
+
+    Build one with :meth:`create` (random weights) or :meth:`from_pretrained`.
+
+    Args:
+        network: a registered :class:`ImageTranslator`.
+        name: model name written into ``config.json``.
+        pretrained: whether the weights were trained.
+        info: free-form metadata for ``config.json`` (data, teacher, metrics, licence).
+
+    Example:
+        >>> tr = Translator.from_pretrained()                       # doctest: +SKIP
+        >>> aus = np.zeros((1, 17), np.float32); aus[0, 8] = 4.0    # AU12: smile
+        >>> out = tr.translate(face_uint8[None], aus)               # doctest: +SKIP
+        >>> out.shape, out.dtype                                    # doctest: +SKIP
+        ((1, 128, 128, 3), dtype('uint8'))
+    """
+
+    def __init__(self, network: ImageTranslator, *, name: str | None = None,
+                 pretrained: bool = False, info: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        if not isinstance(network, ImageTranslator):
+            raise ModelError(f"network must be an ImageTranslator, got {type(network).__name__}")
+        self.network = network
+        self.name = name or f"{network.arch}.{network.space.name}"
+        self.pretrained = pretrained
+        self.info = dict(info or {})
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(cls: type[T], arch: str = "ganimation", *, space: str = "au17",
+               name: str | None = None, **model_args: Any) -> T:
+        """A translator with random weights from the ``TRANSLATORS`` registry.
+
+        Args:
+            arch: architecture name (``"ganimation"``).
+            space: ``"au17"`` or ``"emotion8"``.
+            **model_args: the architecture's keyword arguments (``image_size``, ``conv_dim``,
+                ``repeat_num`` ...).
+
+        Example:
+            >>> tr = Translator.create("ganimation", image_size=32, conv_dim=8, repeat_num=1)
+            >>> tr.translate(np.zeros((2, 50, 40, 3), np.uint8), np.zeros((2, 17))).shape
+            (2, 50, 40, 3)
+        """
+        network = TRANSLATORS.create(arch, space=space, **model_args)
+        return cls(network, name=name, pretrained=False)
+
+    @classmethod
+    def from_pretrained(cls: type[T], name_or_path: str | os.PathLike[str] | None = None, *,
+                        revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                        local_files_only: bool | None = None, token: str | None = None,
+                        device: str | torch.device | None = None) -> T:
+        """Load trained weights: a packaged model name, a local folder or a Hub repo id.
+
+        With no argument the packaged default translator is loaded (offline):
+        ``DEFAULT_MODELS["translator"]``, else the first packaged model of kind translator.
+
+        Raises:
+            ModelError: unknown name, an architecture name, missing/corrupt files or a config
+                of another kind (e.g. an estimator).
+        """
+        from ..pretrained import DEFAULT_MODELS, list_pretrained
+
+        if name_or_path is None:
+            name_or_path = DEFAULT_MODELS.get("translator")
+            if name_or_path is None:
+                packaged = list_pretrained("translator")
+                if not packaged:
+                    raise ModelError("no packaged translator in this version; pass a model "
+                                     "folder or Hub repo id")
+                name_or_path = packaged[0]
+        if isinstance(name_or_path, str) and name_or_path in TRANSLATORS:
+            raise ModelError(f"{name_or_path!r} is an architecture, not trained weights: use "
+                             f"Translator.create({name_or_path!r}) for random weights, or one of "
+                             f"the pretrained translators: "
+                             f"{', '.join(list_pretrained('translator')) or 'none'}")
+        folder = resolve_model_dir(name_or_path, revision=revision, cache_dir=cache_dir,
+                                   local_files_only=local_files_only, token=token)
+        model = cls._from_folder(folder)
+        if device is not None:
+            model.to(device)
+        return model
+
+    @classmethod
+    def _from_folder(cls: type[T], folder: Path) -> T:
+        cfg = read_config(folder, kind="translator")
+        where = folder / "config.json"
+        if cfg.get("kind") != "translator":
+            raise ModelError(f"{where}: not a translator config (kind={cfg.get('kind')!r})")
+        try:
+            network = TRANSLATORS.create(cfg["architecture"], space=cfg.get("space", "au17"),
+                                         **cfg.get("model_args", {}))
+        except UnknownNameError as e:
+            raise ModelError(f"{where}: {e}") from e
+        except (TypeError, ValueError, KeyError) as e:
+            raise ModelError(f"{where}: cannot build {cfg.get('architecture')!r} from its "
+                             f"arguments: {e}") from e
+        labels = cfg.get("labels")
+        if labels is not None and list(labels) != list(network.space.labels):
+            raise ModelError(f"{where}: label names do not match space {network.space.name!r}")
+        model = cls(network, name=cfg.get("name"), pretrained=bool(cfg.get("pretrained")),
+                    info=cfg.get("info"))
+        load_state(model, folder)
+        model.eval()
+        return model
+
+    def config(self) -> dict[str, Any]:
+        """The ``config.json`` content of this model (``"kind": "translator"``)."""
+        return {
+            "format": FORMAT,
+            "kind": "translator",
+            "speechface_version": __version__,
+            "name": self.name,
+            "architecture": self.network.arch,
+            "model_args": {k: v for k, v in self.network.hparams.items() if k != "space"},
+            "space": self.space.name,
+            "labels": list(self.space.labels),
+            "image_size": self.image_size,
+            "condition_normalization": "(c - low) / (high - low) inside the network "
+                                       f"(low={self.space.low}, high={self.space.high})",
+            "pretrained": self.pretrained,
+            "info": self.info,
+        }
+
+    def save_pretrained(self, folder: str | os.PathLike[str], *, card: str | None = None) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and a model card into ``folder``."""
+        return save_model_folder(folder, self, self.config(), card or self.model_card())
+
+    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False,
+                    card: str | None = None) -> str:
+        """Save to a temporary folder and upload it to the Hub repository ``repo_id``."""
+        import tempfile
+
+        from ..hub import push_folder
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp, card=card)
+            return push_folder(tmp, repo_id, token=token, private=private)
+
+    def model_card(self) -> str:
+        """A minimal model card; the packaged model ships a fuller one."""
+        state = "trained" if self.pretrained else "untrained (random weights)"
+        return (f"---\nlibrary_name: speechface\ntags: [gan, face-animation, facial-action-units]"
+                f"\n---\n\n# {self.name}\n\n{self.network.arch} image translator conditioned on "
+                f"{self.space.name}, {self.image_size}x{self.image_size} px; {state}.\n")
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def space(self) -> Space:
+        """The conditioning space (``au17`` or ``emotion8``)."""
+        return self.network.space
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Names of the condition dimensions."""
+        return self.space.labels
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square images the network works on."""
+        return int(self.network.image_size)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the weights."""
+        return next(self.network.parameters()).device
+
+    # ------------------------------------------------------------------ computation
+    def forward(self, img: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network: ``img (B, 3, S, S)`` in [-1, 1], ``cond (B, D)`` -> ``(out, attention)``."""
+        return self.network(img, cond)
+
+    def _conditions(self, cond: Any) -> torch.Tensor:
+        c = cond.detach().cpu() if isinstance(cond, torch.Tensor) else np.asarray(cond)
+        c = torch.as_tensor(np.asarray(c, dtype=np.float32))
+        if c.ndim == 1:
+            c = c[None]
+        if c.ndim != 2 or c.shape[1] != self.space.dim:
+            raise ValueError(f"cond must be (N, {self.space.dim}) values of {self.space.name}, "
+                             f"got shape {tuple(c.shape)}")
+        if not torch.isfinite(c).all():
+            raise ValueError("cond contains NaN or infinite values")
+        return c
+
+    def translate(self, faces: Any, cond: Any, *, batch_size: int = 16,
+                  return_attention: bool = False) -> Any:
+        """Give faces the expression ``cond``; images of any size (resized to the model's).
+
+        The network runs at ``image_size``; its attention and colour maps are resized back
+        and composed with the **original-resolution** input (``A * face + (1 - A) * colour``),
+        so pixels the network keeps (attention near 1) keep their full detail.
+
+        Args:
+            faces: uint8 RGB ``(N, H, W, 3)`` (or one ``(H, W, 3)``) numpy array or tensor,
+                or a float tensor ``(N, 3, H, W)`` in [0, 1]. Roughly aligned face crops.
+            cond: ``(N, D)`` (or ``(D,)``) values of the space: AU intensities 0-5 for
+                ``au17``, probabilities for ``emotion8``. One face with N conditions, or N faces
+                with one condition, are broadcast.
+            batch_size: images per network call.
+            return_attention: also return the ``(N, H, W)`` float32 attention maps.
+
+        Returns:
+            uint8 ``(N, H, W, 3)`` (``(H, W, 3)`` for a single face and a single condition);
+            with ``return_attention``, ``(images, attention)``.
+
+        Raises:
+            ImageError: faces of a wrong shape/dtype; ValueError: a bad condition array or
+                counts that cannot be broadcast.
+
+        Example:
+            >>> tr = Translator.create("ganimation", image_size=32, conv_dim=8, repeat_num=1)
+            >>> face = np.zeros((64, 64, 3), np.uint8)
+            >>> tr.translate(face, np.zeros((5, 17))).shape      # one face, 5 conditions
+            (5, 64, 64, 3)
+        """
+        imgs, single = _as_faces(faces)
+        c = self._conditions(cond)
+        n_img, n_cond = len(imgs), len(c)
+        if n_img == 0 or n_cond == 0:
+            raise ValueError(f"nothing to translate: {n_img} faces, {n_cond} conditions")
+        if n_img != n_cond and 1 not in (n_img, n_cond):
+            raise ValueError(f"{n_img} faces but {n_cond} conditions (give equal counts, or one "
+                             f"of either)")
+        n = max(n_img, n_cond)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        h, w = imgs.shape[-2:]
+        s = self.image_size
+        outs: list[np.ndarray] = []
+        atts: list[np.ndarray] = []
+        with _eval_mode(self):
+            dev = self.device
+            small_one = None
+            if n_img == 1:
+                small_one = self._resize(imgs.to(dev), s)
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                k = stop - start
+                hi = imgs.to(dev).expand(k, -1, -1, -1) if n_img == 1 else imgs[start:stop].to(dev)
+                lo = small_one.expand(k, -1, -1, -1) if small_one is not None else self._resize(hi, s)
+                cc = c.expand(k, -1) if n_cond == 1 else c[start:stop]
+                colour, a, split = self._parts(lo * 2 - 1, cc.to(dev))
+                if (h, w) != (s, s):
+                    a = self._resize(a, (h, w)).clamp(0, 1)
+                    colour = self._resize(colour, (h, w))
+                colour = (colour.clamp(-1, 1) + 1) / 2
+                out = a * hi + (1 - a) * colour if split else colour
+                outs.append((out.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+                            .permute(0, 2, 3, 1).cpu().numpy())
+                if return_attention:
+                    atts.append(a[:, 0].float().cpu().numpy())
+        images = np.concatenate(outs)
+        attention = np.concatenate(atts) if return_attention else None
+        if single and n == 1:
+            images = images[0]
+            attention = attention[0] if attention is not None else None
+        return (images, attention) if return_attention else images
+
+    def _parts(self, img: torch.Tensor, cond: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """``(colour, attention, split)``; without a colour/attention split, colour = output."""
+        try:
+            colour, att = self.network.forward_parts(img, cond)
+            return colour, att, True
+        except NotImplementedError:
+            out, att = self.network(img, cond)
+            return out, att, False
+
+    @staticmethod
+    def _resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+        size = (size, size) if isinstance(size, int) else size
+        if tuple(x.shape[-2:]) == tuple(size):
+            return x
+        down = x.shape[-2] > size[0] or x.shape[-1] > size[1]
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=down)
+
+    def __repr__(self) -> str:
+        state = "pretrained" if self.pretrained else "random weights"
+        return (f"Translator(name={self.name!r}, arch={self.network.arch!r}, "
+                f"space={self.space.name!r}, image_size={self.image_size}, {state}, "
+                f"params={self.network.num_parameters():,})")
