@@ -221,6 +221,7 @@ class EstimatorTrainer:
             allf = torch.cat([c.features for c in self.train_clips])
             model.set_normalization(allf.mean(0), allf.std(0))
         model.name = cfg.name or model.name
+        model.pretrained = True  # what this trainer saves are trained weights
         model.info = {**model.info, **cfg.info,
                       "train_groups": sorted({c.group for c in self.train_clips}),
                       "val_groups": sorted({c.group for c in self.val_clips})}
