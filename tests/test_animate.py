@@ -226,3 +226,17 @@ def test_cli_missing_image_is_a_one_line_error_and_writes_nothing(tmp_path: Path
     assert len(lines) == 1 and lines[0].startswith("speechface: error:"), proc.stderr
     assert "nobody.jpg" in lines[0] and "not found" in lines[0]
     assert not out.exists()
+
+
+def test_expand_dynamics_widens_movement_around_the_mean() -> None:
+    from speechface.animate import expand_dynamics
+
+    v = np.array([[1.0] * 17, [2.0] * 17, [3.0] * 17], dtype=np.float32)
+    out = expand_dynamics(v, "au17", 2.0)
+    np.testing.assert_allclose(out.mean(0), v.mean(0))
+    np.testing.assert_allclose(out[:, 0], [0.0, 2.0, 4.0])
+    assert expand_dynamics(v * 2, "au17", 10.0).max() == 5.0  # clipped to the AU range
+    emo = np.array([[0.7, 0.3] + [0.0] * 6, [0.3, 0.7] + [0.0] * 6], dtype=np.float32)
+    np.testing.assert_allclose(expand_dynamics(emo, "emotion8", 2.0).sum(1), 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="expressiveness"):
+        expand_dynamics(v, "au17", -1.0)

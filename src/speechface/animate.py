@@ -61,7 +61,8 @@ from .face import (
 )
 from .results import Prediction
 
-__all__ = ["Animation", "animate", "smooth_conditions", "scale_conditions", "add_parsers",
+__all__ = ["Animation", "animate", "smooth_conditions", "scale_conditions", "expand_dynamics",
+           "add_parsers",
            "VIDEO_FORMATS", "MAX_FACE_SIDE"]
 
 #: Output file types :meth:`Animation.save` writes (H.264 + AAC for the video containers).
@@ -111,6 +112,16 @@ def smooth_conditions(values: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+def _into_space(out: np.ndarray, sp: Any) -> np.ndarray:
+    """Clip values to the space's range; renormalise probability spaces to sum to 1."""
+    if sp.low is not None or sp.high is not None:
+        out = np.clip(out, sp.low, sp.high)
+    if sp.activation == "softmax":
+        out = np.clip(out, 0, None)
+        out = out / np.maximum(out.sum(axis=-1, keepdims=True), 1e-8)
+    return out.astype(np.float32)
+
+
 def scale_conditions(values: np.ndarray, space: Any, strength: float) -> np.ndarray:
     """Scale conditions relative to the space's neutral value: ``neutral + strength * (v - neutral)``.
 
@@ -140,12 +151,7 @@ def scale_conditions(values: np.ndarray, space: Any, strength: float) -> np.ndar
         return v.copy()
     neutral = np.asarray(sp.neutral, dtype=np.float32) if sp.neutral else np.zeros(sp.dim, np.float32)
     out = neutral + np.float32(strength) * (v - neutral)
-    if sp.low is not None or sp.high is not None:
-        out = np.clip(out, sp.low, sp.high)
-    if sp.activation == "softmax":
-        out = np.clip(out, 0, None)
-        out = out / np.maximum(out.sum(axis=-1, keepdims=True), 1e-8)
-    return out.astype(np.float32)
+    return _into_space(out, sp)
 
 
 def _convert_space(values: np.ndarray, src: str, dst: Any) -> np.ndarray:
@@ -433,11 +439,41 @@ def _check_output(path: str | os.PathLike[str]) -> str:
     return ext
 
 
+def expand_dynamics(values: np.ndarray, space: Any, factor: float) -> np.ndarray:
+    """Scale each dimension's movement around its utterance mean: ``mean + factor * (v - mean)``.
+
+    Speech estimators trained with L1/L2 losses predict damped tracks (a regression to the
+    mean); ``factor > 1`` widens the movement the model predicts without changing the average
+    expression (``strength`` scales both). Results are clipped to the space's range and
+    renormalised for probability spaces.
+
+    Args:
+        values: ``(frames, dim)`` values of ``space``.
+        space: a :class:`~speechface.spaces.Space` or its name.
+        factor: a finite number >= 0 (1 = unchanged, 0 = the utterance mean throughout).
+
+    Example:
+        >>> expand_dynamics(np.array([[1.0], [3.0]]), "au17", 2.0)[:, 0].tolist()
+        [0.0, 4.0]
+    """
+    from .spaces import get_space
+
+    sp = get_space(space)
+    if not (math.isfinite(factor) and factor >= 0):
+        raise ValueError(f"expressiveness must be a finite number >= 0, got {factor!r}")
+    v = np.asarray(values, dtype=np.float32)
+    if factor == 1.0:
+        return v.copy()
+    mean = v.mean(axis=0, keepdims=True)
+    out = mean + np.float32(factor) * (v - mean)
+    return _into_space(out, sp)
+
+
 # --------------------------------------------------------------------------- animate
 def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = None, *,
             sample_rate: int | None = None, space: str | None = None, smoothing: float = 0.0,
-            strength: float = 1.0, side_by_side: bool = False, face_index: int | None = None,
-            margin: float | None = None, feather: float = DEFAULT_FEATHER, batch_size: int = 16,
+            strength: float = 1.0, expressiveness: float = 1.0, side_by_side: bool = False,
+            face_index: int | None = None, margin: float | None = None, feather: float = DEFAULT_FEATHER, batch_size: int = 16,
             progress: bool = True) -> Animation:
     """Animate the face in a photo with speech.
 
@@ -459,6 +495,8 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             (40 ms each) of a centred Gaussian, see :func:`smooth_conditions` (0 = off).
         strength: expression strength relative to neutral, see :func:`scale_conditions`
             (0 = neutral face, 1 = as predicted, 2 = exaggerated).
+        expressiveness: widens the predicted movement around the utterance mean, see
+            :func:`expand_dynamics` (1 = as predicted).
         side_by_side: frames show the input photo on the left and the animation on the right.
         face_index: which face to animate, counted left to right (0 = leftmost); None = the
             largest face.
@@ -528,6 +566,7 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         values = np.repeat(values[:1], n, axis=0)
     cond = _convert_space(values, pred.space, translator.space)
     cond = smooth_conditions(cond, float(smoothing))
+    cond = expand_dynamics(cond, translator.space, float(expressiveness))
     cond = scale_conditions(cond, translator.space, float(strength))
 
     if margin is None:
@@ -558,7 +597,8 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             "translator": getattr(translator, "name", type(translator).__name__),
             "translator_pretrained": bool(getattr(translator, "pretrained", False)),
             "space": translator.space.name, "smoothing": float(smoothing),
-            "strength": float(strength), "margin": float(margin), "feather": float(feather)}
+            "strength": float(strength), "expressiveness": float(expressiveness),
+            "margin": float(margin), "feather": float(feather)}
     return Animation(source, fps=fps, audio=wave, sample_rate=AUDIO_RATE, conditions=pred,
                      driving=cond, face=box, face_index=index, n_faces=len(faces), info=info)
 
@@ -586,6 +626,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                         "(default: the packaged default)")
     p.add_argument("--smoothing", type=float, default=0.0,
                    help="temporal smoothing: Gaussian sigma in frames of 40 ms (default 0 = off)")
+    p.add_argument("--expressiveness", type=float, default=1.0,
+                   help="widen the predicted movement around its mean (default 1 = as predicted)")
     p.add_argument("--strength", type=float, default=1.0,
                    help="expression strength relative to neutral (default 1; 0 = neutral)")
     p.add_argument("--side-by-side", action="store_true",
@@ -610,7 +652,8 @@ def _run_animate(args: argparse.Namespace) -> int:
 
         estimator = SpeechEstimator.from_pretrained(args.model).to(args.device)
     anim = animate(args.speech, args.image, estimator, translator, smoothing=args.smoothing,
-                   strength=args.strength, side_by_side=args.side_by_side,
+                   strength=args.strength, expressiveness=args.expressiveness,
+                   side_by_side=args.side_by_side,
                    face_index=args.face_index, batch_size=args.batch_size,
                    progress=not args.quiet)
     anim.save(args.output)
