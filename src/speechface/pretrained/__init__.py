@@ -18,6 +18,7 @@ _HERE = Path(__file__).parent
 #: The model loaded by ``from_pretrained()`` with no argument, per conditioning space / family.
 DEFAULT_MODELS: dict[str, str] = {
     "au17": "cnn.au17-mediapipe-openface",
+    "emotion8": "dcnn.emotion8-ravdess",
     "expression": "fer_cnn.ferplus",
     "translator": "ganimation.lfw64-mediapipe",
 }

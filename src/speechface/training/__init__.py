@@ -2,9 +2,11 @@
 
 from .common import CheckpointManager, CSVLogger, EarlyStopping, init_distributed, seed_everything
 from .estimator import EstimatorTrainConfig, EstimatorTrainer, TrainClip, load_training_clips
+from .emotion import EmotionTrainConfig, UtteranceEmotionTrainer, train_emotion
 from .expression import ExpressionTrainConfig, ExpressionTrainer
 from .ganimation import GANimationTrainConfig, GANimationTrainer
 
 __all__ = ["CheckpointManager", "CSVLogger", "EarlyStopping", "init_distributed", "seed_everything",
            "EstimatorTrainConfig", "EstimatorTrainer", "TrainClip", "load_training_clips",
-           "ExpressionTrainConfig", "ExpressionTrainer", "GANimationTrainConfig", "GANimationTrainer"]
+           "ExpressionTrainConfig", "ExpressionTrainer", "GANimationTrainConfig", "GANimationTrainer",
+           "EmotionTrainConfig", "UtteranceEmotionTrainer", "train_emotion"]
