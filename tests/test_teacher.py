@@ -44,6 +44,7 @@ def model_path() -> Path:
 def test_resolve_order(tmp_path, monkeypatch):
     for var in ("SPEECHFACE_FACE_LANDMARKER", "SPEECHFACE_SHARED"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)  # no ../shared beside the working directory
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     explicit, env, sh = tmp_path / "a.task", tmp_path / "b.task", tmp_path / "sh"
     explicit.write_bytes(b"x")
@@ -66,6 +67,7 @@ def test_resolve_order(tmp_path, monkeypatch):
 def test_offline_download_fails_cleanly(tmp_path, monkeypatch):
     for var in ("SPEECHFACE_FACE_LANDMARKER", "SPEECHFACE_SHARED"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
 
     def offline(*a, **k):

@@ -36,8 +36,15 @@ def _raw_outputs(model: SpeechEstimator, clip: TrainClip) -> np.ndarray:
 
 
 def fit_calibration(model: SpeechEstimator, clips: Sequence[TrainClip], *,
-                    min_scale: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                    min_scale: float = 0.0, min_raw_std: float = 0.02
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares ``scale, bias`` per dimension mapping raw outputs to the clips' targets.
+
+    Args:
+        min_scale: lower bound of the scale (0: never invert a dimension).
+        min_raw_std: a dimension whose raw outputs vary less than this on the calibration clips
+            (in the space's units) is not calibrated but set to the target mean (scale 0):
+            stretching a nearly constant output would only amplify noise.
 
     Returns:
         ``(scale (D,), bias (D,))``; ``scale`` is clipped at ``min_scale`` (then the bias is
@@ -57,7 +64,7 @@ def fit_calibration(model: SpeechEstimator, clips: Sequence[TrainClip], *,
     var = ((x - xm) ** 2).mean(0)
     cov = ((x - xm) * (y - ym)).mean(0)
     scale = np.where(var > 1e-12, cov / np.maximum(var, 1e-12), 0.0)
-    scale = np.maximum(scale, min_scale)
+    scale = np.where(np.sqrt(var) < min_raw_std, 0.0, np.maximum(scale, min_scale))
     bias = ym - scale * xm
     return scale.astype(np.float32), bias.astype(np.float32)
 
@@ -70,13 +77,14 @@ def apply_calibration(model: SpeechEstimator, scale: np.ndarray, bias: np.ndarra
 
 
 def cross_validate_calibration(models: dict[str, SpeechEstimator], clips: Sequence[TrainClip], *,
-                               n_boot: int = 1000) -> dict[str, Any]:
+                               n_boot: int = 1000, **fit_kwargs: Any) -> dict[str, Any]:
     """Leave-one-group-out evaluation of calibrated models on real target tracks.
 
     For each group (speaker), every model is calibrated on the other groups' clips and run on
     this group's clips; the ``Mean`` baseline is the other groups' target mean. The predictions
     of all folds are pooled and scored with :func:`~speechface.evaluation.evaluate_estimators`'
-    metrics (``Zero``, ``Mean``, then each model, calibrated).
+    metrics (``Zero``, ``Mean``, then each model, calibrated). ``fit_kwargs`` go to
+    :func:`fit_calibration`.
     """
     from .metrics import evaluate_sequences
 
@@ -91,7 +99,7 @@ def cross_validate_calibration(models: dict[str, SpeechEstimator], clips: Sequen
         rest = [c for c in clips if c.group != g]
         y_rest = np.concatenate([c.targets[c.mask].numpy() for c in rest])
         for name, model in models.items():
-            cal = apply_calibration(model, *fit_calibration(model, rest))
+            cal = apply_calibration(model, *fit_calibration(model, rest, **fit_kwargs))
             preds[name] += [predict_clip(cal, c)[: len(c.targets)] for c in held]
         for c in held:
             targets.append(c.targets.numpy())

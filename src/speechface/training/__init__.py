@@ -1,8 +1,8 @@
 """Trainers: one per component (speech estimators here; expression teacher, GANimation ...)."""
 
 from .common import CheckpointManager, CSVLogger, EarlyStopping, init_distributed, seed_everything
-from .estimator import EstimatorTrainConfig, EstimatorTrainer, TrainClip, load_training_clips
 from .emotion import EmotionTrainConfig, UtteranceEmotionTrainer, train_emotion
+from .estimator import EstimatorTrainConfig, EstimatorTrainer, TrainClip, load_training_clips
 from .expression import ExpressionTrainConfig, ExpressionTrainer
 from .ganimation import GANimationTrainConfig, GANimationTrainer
 
