@@ -19,6 +19,7 @@ _HERE = Path(__file__).parent
 DEFAULT_MODELS: dict[str, str] = {
     "au17": "cnn.au17-mediapipe-openface",
     "emotion8": "dcnn.emotion8-ravdess",
+    "landmarks68": "cnn_gru.landmarks68-mediapipe",
     "expression": "fer_cnn.ferplus",
     "translator": "ganimation.lfw64-mediapipe",
 }
