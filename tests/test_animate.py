@@ -240,3 +240,15 @@ def test_expand_dynamics_widens_movement_around_the_mean() -> None:
     np.testing.assert_allclose(expand_dynamics(emo, "emotion8", 2.0).sum(1), 1.0, atol=1e-6)
     with pytest.raises(ValueError, match="expressiveness"):
         expand_dynamics(v, "au17", -1.0)
+
+
+def test_fast_path_stays_close_to_fp32(anim, speech2s, models) -> None:
+    from speechface.fastpath import FastOptions
+
+    est, tr = models
+    fast = animate(speech2s, ASTRONAUT, est, tr, sample_rate=16000, progress=False,
+                   fast=FastOptions(bf16=True, batch_size=16))
+    assert fast.num_frames == anim.num_frames
+    for i in (0, 25, 49):
+        diff = np.abs(fast.frame(i).astype(int) - anim.frame(i).astype(int))
+        assert diff.max() <= 12 and diff.mean() < 1.0

@@ -473,7 +473,8 @@ def expand_dynamics(values: np.ndarray, space: Any, factor: float) -> np.ndarray
 def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = None, *,
             sample_rate: int | None = None, space: str | None = None, smoothing: float = 0.0,
             strength: float = 1.0, expressiveness: float = 1.0, side_by_side: bool = False,
-            face_index: int | None = None, margin: float | None = None, feather: float = DEFAULT_FEATHER, batch_size: int = 16,
+            face_index: int | None = None, margin: float | None = None,
+            feather: float = DEFAULT_FEATHER, batch_size: int = 16, fast: Any = None,
             progress: bool = True) -> Animation:
     """Animate the face in a photo with speech.
 
@@ -506,6 +507,10 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         feather: soft paste-back edge as a fraction of the crop side (see
             :func:`~speechface.face.paste_face`).
         batch_size: frames per translator call.
+        fast: speed options for the translator: a :class:`~speechface.fastpath.FastOptions`, or
+            True for :meth:`~speechface.fastpath.FastOptions.fastest` (bf16 where the CPU has
+            it; output within a few pixel levels of fp32, see ``benchmarks/bench_animate.py``).
+            None/False: plain fp32.
         progress: show a progress bar (tqdm, on stderr).
 
     Returns:
@@ -575,6 +580,12 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
     if crop.side > MAX_FACE_SIDE:
         crop = crop_face(photo, box, margin=margin, size=MAX_FACE_SIDE)
 
+    fast_options = None
+    if fast:
+        from .fastpath import FastOptions
+        from .fastpath import translate as fast_translate
+
+        fast_options = FastOptions.fastest() if fast is True else fast
     faces_out = np.empty((len(cond), crop.size, crop.size, 3), np.uint8)
     bar = None
     if progress:
@@ -584,8 +595,12 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
     try:
         for start in range(0, len(cond), batch_size):
             stop = min(start + batch_size, len(cond))
-            faces_out[start:stop] = translator.translate(crop.image[None], cond[start:stop],
-                                                         batch_size=batch_size)
+            if fast_options is None:
+                faces_out[start:stop] = translator.translate(crop.image[None], cond[start:stop],
+                                                             batch_size=batch_size)
+            else:
+                faces_out[start:stop] = fast_translate(translator, crop.image[None],
+                                                       cond[start:stop], fast_options)
             if bar is not None:
                 bar.update(stop - start)
     finally:
@@ -626,6 +641,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                         "(default: the packaged default)")
     p.add_argument("--smoothing", type=float, default=0.0,
                    help="temporal smoothing: Gaussian sigma in frames of 40 ms (default 0 = off)")
+    p.add_argument("--fast", action="store_true",
+                   help="bf16 translator where the CPU supports it (about 2x; within a few "
+                        "pixel levels of fp32)")
+    p.add_argument("--reuse-tolerance", type=float, default=None, metavar="T",
+                   help="with --fast: reuse the previous frame while no condition moved more than T")
     p.add_argument("--expressiveness", type=float, default=1.0,
                    help="widen the predicted movement around its mean (default 1 = as predicted)")
     p.add_argument("--strength", type=float, default=1.0,
@@ -638,6 +658,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--device", default="cpu", help="torch device for the models (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_animate)
+
+
+def _fast_options(args: argparse.Namespace) -> Any:
+    if not args.fast:
+        if args.reuse_tolerance is not None:
+            raise ValueError("--reuse-tolerance needs --fast")
+        return None
+    from .fastpath import FastOptions
+
+    return FastOptions.fastest(skip_tolerance=args.reuse_tolerance or 0.0)
 
 
 def _run_animate(args: argparse.Namespace) -> int:
@@ -653,6 +683,7 @@ def _run_animate(args: argparse.Namespace) -> int:
         estimator = SpeechEstimator.from_pretrained(args.model).to(args.device)
     anim = animate(args.speech, args.image, estimator, translator, smoothing=args.smoothing,
                    strength=args.strength, expressiveness=args.expressiveness,
+                   fast=_fast_options(args),
                    side_by_side=args.side_by_side,
                    face_index=args.face_index, batch_size=args.batch_size,
                    progress=not args.quiet)

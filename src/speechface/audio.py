@@ -164,7 +164,8 @@ def load_audio(
         label = f"audio file {label}"
         if data.size == 0:
             raise AudioError(f"{label} has no samples")
-        wave = torch.from_numpy(data).mean(dim=1)  # soundfile gives (time, channels)
+        wave = (torch.from_numpy(data).mean(dim=1) if data.shape[1] > 1  # (time, channels)
+                else torch.from_numpy(data[:, 0]))
     elif isinstance(source, (np.ndarray, torch.Tensor)):
         label = f"audio {name!r}" if name is not None else "audio array"
         if sample_rate is None:
@@ -179,11 +180,12 @@ def load_audio(
         raise AudioError("load_audio: source must be a file path, a numpy array or a torch tensor, "
                          f"got {type(source).__name__}")
 
-    finite = torch.isfinite(wave)
-    if not bool(finite.all()):
-        first = int((~finite).nonzero()[0, 0])
-        raise AudioError(f"{label} contains NaN or infinite samples (first at sample {first}, "
-                         f"{first / rate:.3f} s)")
+    if not bool(torch.isfinite(wave.sum())):  # fast path: any NaN / inf makes the sum one
+        finite = torch.isfinite(wave)
+        if not bool(finite.all()):
+            first = int((~finite).nonzero()[0, 0])
+            raise AudioError(f"{label} contains NaN or infinite samples (first at sample "
+                             f"{first}, {first / rate:.3f} s)")
     wave = resample(wave, rate, target)
     min_len = math.ceil(target / FPS)
     if wave.numel() < min_len:

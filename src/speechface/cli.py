@@ -35,7 +35,8 @@ def subcommand(fn: Callable[[argparse._SubParsersAction], None]) -> Callable[...
 def _add_predict(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("predict", help="speech file -> OpenFace-style CSV of AUs / emotions / landmarks",
                        description="Predict a 25 fps sequence from a speech file and write a CSV.")
-    p.add_argument("audio", help="speech file (wav, flac, ogg, mp3)")
+    p.add_argument("audio", help="speech file (wav, flac, ogg, mp3), or - to read the file's "
+                                 "bytes from stdin")
     p.add_argument("-o", "--output", required=True, help="CSV file to write")
     p.add_argument("--model", default=None,
                    help="packaged model name, model folder or Hub repo id (default: packaged default)")
@@ -61,7 +62,12 @@ def _run_predict(args: argparse.Namespace) -> int:
         loader = SpeechEstimator if args.model is not None else cls
         est = loader.from_pretrained(args.model)
     est.to(args.device)
-    result = est.predict(args.audio)
+    if args.audio == "-":  # file bytes on stdin, decoded in blocks (speechface.longform)
+        from .longform import predict_stdin
+
+        result = predict_stdin(est)
+    else:
+        result = est.predict(args.audio)
     result.to_csv(args.output)
     kind = "pretrained" if est.pretrained else "RANDOM WEIGHTS (untrained)"
     print(f"wrote {args.output}: {len(result)} frames at {result.fps:g} fps, {result.space}, "

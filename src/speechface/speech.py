@@ -40,12 +40,15 @@ FORMAT = "speechface.estimator/1"
 @contextlib.contextmanager
 def _eval_mode(module: nn.Module) -> Iterator[None]:
     was = module.training
-    module.eval()
+    switch = any(m.training for m in module.modules())  # train()/eval() walk every module
+    if switch:
+        module.eval()
     try:
         with torch.inference_mode():
             yield
     finally:
-        module.train(was)
+        if switch:
+            module.train(was)
 
 
 class SpeechEstimator(nn.Module):
@@ -170,8 +173,11 @@ class SpeechEstimator(nn.Module):
         labels = cfg.get("labels")
         if labels is not None and list(labels) != list(network.space.labels):
             raise ModelError(f"{where}: label names do not match space {space!r}")
-        model = target(network, fx, name=cfg.get("name"), pretrained=bool(cfg.get("pretrained")),
-                       info=cfg.get("info"))
+        try:
+            model = target(network, fx, name=cfg.get("name"),
+                           pretrained=bool(cfg.get("pretrained")), info=cfg.get("info"))
+        except ModelError as e:  # e.g. a feature size that does not fit the network
+            raise ModelError(f"{where}: {e}") from e
         load_state(model, folder)
         model.eval()
         return model
@@ -275,18 +281,29 @@ class SpeechEstimator(nn.Module):
                           source=str(source) if isinstance(source, (str, os.PathLike)) else None,
                           frame_level=self.network.frame_level)
 
-    def predict(self, audio: Any, sample_rate: int | None = None) -> Prediction:
+    def predict(self, audio: Any, sample_rate: int | None = None, *,
+                chunk_seconds: float | None = None) -> Prediction:
         """Predict values for one input.
 
         Args:
             audio: a file path (wav, flac, ogg, mp3), or a ``(samples,)`` / ``(channels, samples)``
                 numpy array or torch tensor (then give ``sample_rate``). Any rate; resampled.
             sample_rate: sample rate of an array input.
+            chunk_seconds: process the input in blocks of this many seconds with bounded memory
+                (:func:`~speechface.longform.predict_long`; same values up to float32
+                rounding). Inputs
+                longer than ``speechface.longform.LONG_SECONDS`` (10 min) are processed so by
+                default.
 
         Returns:
             A :class:`~speechface.results.Prediction`: ``(frames, dim)`` values at 25 fps,
             frame n at n/25 s (one row for utterance-level models).
         """
+        from .longform import is_long, predict_long
+
+        if chunk_seconds is not None or is_long(audio, sample_rate):
+            return predict_long(self, audio, sample_rate=sample_rate,
+                                chunk_seconds=chunk_seconds)
         wave = self.load(audio, sample_rate)
         with _eval_mode(self):
             raw = self(self.featurize(wave)[None])[0]
@@ -311,6 +328,15 @@ class SpeechEstimator(nn.Module):
                     r = raw[i, :n] if self.network.frame_level else raw[i]
                     out.append(self._result(r, audios[start + i]))
         return out
+
+    def stream(self, chunk_frames: int = 1, sample_rate: int | None = None) -> Any:
+        """A :class:`~speechface.streaming.StreamingEstimator`: push audio chunks of any size,
+        get each 25 fps frame once it is final (same values as :meth:`predict`; latency
+        ``(lookahead + 1) / 25`` s, cnn 0.36 s). ``rnn`` and utterance-level models raise
+        :class:`~speechface.streaming.StreamingError`."""
+        from .streaming import StreamingEstimator
+
+        return StreamingEstimator(self, chunk_frames=chunk_frames, sample_rate=sample_rate)
 
     def __repr__(self) -> str:
         state = "pretrained" if self.pretrained else "random weights"
