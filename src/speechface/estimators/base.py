@@ -26,13 +26,12 @@ written to ``config.json``, so the model can be rebuilt from the registry when i
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from .._hparams import RecordsHparams
 from ..spaces import Space, get_space
 
 __all__ = ["Estimator", "length_mask", "count_parameters"]
@@ -47,21 +46,12 @@ def length_mask(lengths: torch.Tensor | None, frames: int, device: torch.device 
     return t[None, :] < lengths.to(t.device)[:, None]
 
 
-def _json_plain(value: Any) -> Any:
-    """Tuples become lists so that ``hparams`` round-trips through JSON unchanged."""
-    if isinstance(value, (tuple, list)):
-        return [_json_plain(v) for v in value]
-    if isinstance(value, Space):
-        return value.name
-    return value
-
-
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-class Estimator(nn.Module):
+class Estimator(RecordsHparams, nn.Module):
     """A speech network predicting values of a conditioning space.
 
     Args:
@@ -82,30 +72,6 @@ class Estimator(nn.Module):
     paper: ClassVar[str] = ""
     registry_name: ClassVar[str] = ""
     hparams: dict[str, Any]
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "__init__" not in cls.__dict__:
-            return
-        init = cls.__dict__["__init__"]
-        sig = inspect.signature(init)
-
-        @functools.wraps(init)
-        def recording_init(self: Estimator, *args: Any, **kw: Any) -> None:
-            init(self, *args, **kw)
-            bound = sig.bind(self, *args, **kw)
-            bound.apply_defaults()
-            params = dict(bound.arguments)
-            params.pop("self", None)
-            for name, p in sig.parameters.items():
-                if p.kind is inspect.Parameter.VAR_KEYWORD:
-                    params.update(params.pop(name, {}))
-                elif p.kind is inspect.Parameter.VAR_POSITIONAL:
-                    params.pop(name, None)
-            # the outermost constructor finishes last, so its arguments win
-            self.hparams = {k: _json_plain(v) for k, v in params.items()}
-
-        cls.__init__ = recording_init  # type: ignore[method-assign]
 
     def __init__(self, in_features: int = 80, space: str = "au17") -> None:
         super().__init__()

@@ -25,8 +25,6 @@ Adding an architecture = one module with one class::
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,6 +35,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from .._hparams import RecordsHparams
 from ..errors import ImageError, ModelError, UnknownNameError
 from ..hub import read_config, resolve_model_dir, save_model_folder
 from ..registry import EXPRESSION
@@ -52,13 +51,7 @@ DEFAULT_EXPRESSION_MODEL = "fer_cnn.ferplus"
 R = TypeVar("R", bound="ExpressionRecognizer")
 
 
-def _json_plain(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_json_plain(v) for v in value]
-    return value
-
-
-class ExpressionNet(nn.Module):
+class ExpressionNet(RecordsHparams, nn.Module):
     """Base class of the expression networks: ``(B, 1, S, S)`` normalised grey faces -> ``(B, 8)``.
 
     The constructor arguments of a subclass (JSON-plain values) are recorded in ``hparams`` and
@@ -75,29 +68,6 @@ class ExpressionNet(nn.Module):
     registry_name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     hparams: dict[str, Any]
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "__init__" not in cls.__dict__:
-            return
-        init = cls.__dict__["__init__"]
-        sig = inspect.signature(init)
-
-        @functools.wraps(init)
-        def recording_init(self: ExpressionNet, *args: Any, **kw: Any) -> None:
-            init(self, *args, **kw)
-            bound = sig.bind(self, *args, **kw)
-            bound.apply_defaults()
-            params = dict(bound.arguments)
-            params.pop("self", None)
-            for name, p in sig.parameters.items():
-                if p.kind is inspect.Parameter.VAR_KEYWORD:
-                    params.update(params.pop(name, {}))
-                elif p.kind is inspect.Parameter.VAR_POSITIONAL:
-                    params.pop(name, None)
-            self.hparams = {k: _json_plain(v) for k, v in params.items()}
-
-        cls.__init__ = recording_init  # type: ignore[method-assign]
 
     def __init__(self, input_size: int = 48) -> None:
         super().__init__()
