@@ -10,9 +10,12 @@ __all__ = ["RecordsHparams", "json_plain"]
 
 
 def json_plain(value: Any) -> Any:
-    """Tuples become lists and spaces their names, so ``hparams`` round-trip through JSON."""
+    """Tuples become lists, spaces their names and dict keys strings, so values round-trip
+    through JSON (``hparams``, trainer configs stored in checkpoints)."""
     from .spaces import Space
 
+    if isinstance(value, dict):
+        return {str(k): json_plain(v) for k, v in value.items()}
     if isinstance(value, (tuple, list)):
         return [json_plain(v) for v in value]
     if isinstance(value, Space):

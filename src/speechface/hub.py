@@ -18,8 +18,10 @@ Hub repository ids of the official weights are ``speechface/<model name>``, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,12 @@ import torch
 from torch import nn
 
 from ._io import atomic_path, atomic_write, write_json
-from .errors import ModelError
+from .errors import ModelError, UnknownNameError
 
 __all__ = [
+    "PretrainedMixin",
+    "config_errors",
+    "locate_pretrained",
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "CARD_NAME",
@@ -182,3 +187,56 @@ def push_folder(folder: str | os.PathLike[str], repo_id: str, *, token: str | No
     info = api.upload_folder(repo_id=repo_id, folder_path=str(folder),
                              commit_message=commit_message)
     return str(getattr(info, "commit_url", info))
+
+
+def locate_pretrained(name_or_path: str | os.PathLike[str], registry: Any, kind: str,
+                      class_name: str, **hub_kwargs: Any) -> Path:
+    """:func:`resolve_model_dir`, refusing an architecture name with a pointer to ``create``.
+
+    Args:
+        registry: the family's registry (a name in it is an architecture, not weights).
+        kind: the model kind, for listing the packaged alternatives (``"estimator"`` ...).
+        class_name: the class whose ``create`` builds random weights (for the message).
+        **hub_kwargs: ``revision``, ``cache_dir``, ``local_files_only``, ``token``.
+    """
+    if isinstance(name_or_path, str) and name_or_path in registry:
+        from .pretrained import list_pretrained
+
+        raise ModelError(f"{name_or_path!r} is an architecture, not trained weights: use "
+                         f"{class_name}.create({name_or_path!r}) for random weights, or one of "
+                         f"the pretrained models: {', '.join(list_pretrained(kind)) or 'none'}")
+    return resolve_model_dir(name_or_path, **hub_kwargs)
+
+
+@contextlib.contextmanager
+def config_errors(where: Path, architecture: Any) -> Iterator[None]:
+    """Report a network that cannot be built from ``config.json`` as a ModelError naming it."""
+    try:
+        yield
+    except UnknownNameError as e:
+        raise ModelError(f"{where}: {e}") from e
+    except (TypeError, ValueError, KeyError) as e:
+        raise ModelError(f"{where}: cannot build {architecture!r} from its arguments: {e}") from e
+
+
+class PretrainedMixin:
+    """``save_pretrained`` / ``push_to_hub`` for a module with ``config()`` and ``model_card()``."""
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def model_card(self) -> str:
+        raise NotImplementedError
+
+    def save_pretrained(self, folder: str | os.PathLike[str], *, card: str | None = None) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and a model card into ``folder``."""
+        return save_model_folder(folder, self, self.config(), card or self.model_card())  # type: ignore[arg-type]
+
+    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False,
+                    card: str | None = None) -> str:
+        """Save to a temporary folder and upload it to the Hub repository ``repo_id``."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp, card=card)
+            return push_folder(tmp, repo_id, token=token, private=private)

@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from . import __version__
-from .errors import ModelError, UnknownNameError
+from .errors import ModelError
 from .estimators import Estimator
-from .hub import read_config, resolve_model_dir, save_model_folder
+from .hub import PretrainedMixin, config_errors, locate_pretrained, read_config
 from .registry import ESTIMATORS, FEATURES
 from .results import Prediction
 from .spaces import Space
@@ -51,7 +51,7 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
             module.train(was)
 
 
-class SpeechEstimator(nn.Module):
+class SpeechEstimator(PretrainedMixin, nn.Module):
     """Feature extractor + normaliser + estimator network + conditioning space.
 
     Build one with :meth:`create` (random weights) or :meth:`from_pretrained` (trained weights);
@@ -134,13 +134,8 @@ class SpeechEstimator(nn.Module):
                 raise ModelError(f"no packaged default model for {key} in this version; "
                                  f"pass a model folder or Hub repo id")
             name_or_path = DEFAULT_MODELS[key]
-        if isinstance(name_or_path, str) and name_or_path in ESTIMATORS:
-            from .pretrained import list_pretrained
-
-            raise ModelError(f"{name_or_path!r} is an architecture, not trained weights: use "
-                             f"{cls.__name__}.create({name_or_path!r}) for random weights, or one "
-                             f"of the pretrained models: {', '.join(list_pretrained('estimator'))}")
-        folder = resolve_model_dir(name_or_path, revision=revision, cache_dir=cache_dir,
+        folder = locate_pretrained(name_or_path, ESTIMATORS, "estimator", cls.__name__,
+                                   revision=revision, cache_dir=cache_dir,
                                    local_files_only=local_files_only, token=token)
         model = cls._from_folder(folder)
         if device is not None:
@@ -160,16 +155,11 @@ class SpeechEstimator(nn.Module):
         elif cls.space_name is not None and space != cls.space_name:
             raise ModelError(f"{where}: this model predicts {space}, not {cls.space_name}; load it "
                              f"with {_CLASS_FOR_SPACE.get(space, 'SpeechEstimator')}")
-        try:
+        with config_errors(where, cfg.get("architecture")):
             net_cls = ESTIMATORS.get(cfg["architecture"])
             feat = cfg.get("feature", {"name": "logmel", "args": {}})
             fx = FEATURES.create(feat["name"], **feat.get("args", {}))
             network = net_cls(space=space, **cfg.get("model_args", {}))
-        except UnknownNameError as e:
-            raise ModelError(f"{where}: {e}") from e
-        except (TypeError, ValueError, KeyError) as e:
-            raise ModelError(f"{where}: cannot build {cfg.get('architecture')!r} from its "
-                             f"arguments: {e}") from e
         labels = cfg.get("labels")
         if labels is not None and list(labels) != list(network.space.labels):
             raise ModelError(f"{where}: label names do not match space {space!r}")
@@ -201,21 +191,6 @@ class SpeechEstimator(nn.Module):
             "pretrained": self.pretrained,
             "info": self.info,
         }
-
-    def save_pretrained(self, folder: str | os.PathLike[str], *, card: str | None = None) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and a model card into ``folder``."""
-        return save_model_folder(folder, self, self.config(), card or self.model_card())
-
-    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False,
-                    card: str | None = None) -> str:
-        """Save to a temporary folder and upload it to the Hub repository ``repo_id``."""
-        import tempfile
-
-        from .hub import push_folder
-
-        with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(tmp, card=card)
-            return push_folder(tmp, repo_id, token=token, private=private)
 
     def model_card(self) -> str:
         """A minimal model card; trained models ship a fuller one written by the trainer."""

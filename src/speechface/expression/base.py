@@ -36,8 +36,8 @@ from torch import nn
 
 from .. import __version__
 from .._hparams import RecordsHparams
-from ..errors import ImageError, ModelError, UnknownNameError
-from ..hub import read_config, resolve_model_dir, save_model_folder
+from ..errors import ImageError, ModelError
+from ..hub import PretrainedMixin, config_errors, locate_pretrained, read_config
 from ..registry import EXPRESSION
 from ..spaces import EMOTION8
 
@@ -209,7 +209,7 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
         module.train(was)
 
 
-class ExpressionRecognizer(nn.Module):
+class ExpressionRecognizer(PretrainedMixin, nn.Module):
     """Face image -> FER+ emotion distribution (EMOTION8): a network plus its preprocessing.
 
     Build one with :meth:`create` (random weights) or :meth:`from_pretrained` (trained).
@@ -279,14 +279,8 @@ class ExpressionRecognizer(nn.Module):
 
         if name_or_path is None:
             name_or_path = DEFAULT_MODELS.get("expression", DEFAULT_EXPRESSION_MODEL)
-        if isinstance(name_or_path, str) and name_or_path in EXPRESSION:
-            from ..pretrained import list_pretrained
-
-            raise ModelError(f"{name_or_path!r} is an architecture, not trained weights: use "
-                             f"{cls.__name__}.create({name_or_path!r}) for random weights, or one "
-                             f"of the pretrained models: "
-                             f"{', '.join(list_pretrained('expression')) or 'none'}")
-        folder = resolve_model_dir(name_or_path, revision=revision, cache_dir=cache_dir,
+        folder = locate_pretrained(name_or_path, EXPRESSION, "expression", cls.__name__,
+                                   revision=revision, cache_dir=cache_dir,
                                    local_files_only=local_files_only, token=token)
         model = cls._from_folder(folder)
         if device is not None:
@@ -302,13 +296,8 @@ class ExpressionRecognizer(nn.Module):
         labels = cfg.get("labels")
         if labels is not None and list(labels) != list(EMOTION8.labels):
             raise ModelError(f"{where}: labels {labels} are not the EMOTION8 classes")
-        try:
+        with config_errors(where, cfg.get("architecture")):
             net = EXPRESSION.create(cfg["architecture"], **cfg.get("model_args", {}))
-        except UnknownNameError as e:
-            raise ModelError(f"{where}: {e}") from e
-        except (TypeError, ValueError, KeyError) as e:
-            raise ModelError(f"{where}: cannot build {cfg.get('architecture')!r} from its "
-                             f"arguments: {e}") from e
         model = cls(net, name=cfg.get("name"), pretrained=bool(cfg.get("pretrained")),
                     info=cfg.get("info"))
         load_state(model, folder)
@@ -331,14 +320,6 @@ class ExpressionRecognizer(nn.Module):
             "pretrained": self.pretrained,
             "info": self.info,
         }
-
-    def save_pretrained(self, folder: str | os.PathLike[str], *, card: str | None = None) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and a model card into ``folder``.
-
-        Example:
-            >>> fer.save_pretrained("runs/fer/best")                      # doctest: +SKIP
-        """
-        return save_model_folder(folder, self, self.config(), card or self.model_card())
 
     def model_card(self) -> str:
         """A minimal model card (the packaged model ships a fuller one)."""

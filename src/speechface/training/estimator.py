@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._hparams import json_plain
 from .._io import write_json
 from ..errors import DataError
 from ..speech import SpeechEstimator
@@ -401,12 +402,3 @@ class EstimatorTrainer:
         self.log.truncate_after(self.step)
         if self.dist.is_main:  # always said: a resumed run must never pass for a fresh one
             print(f"resumed from {folder} (epoch {self.epoch}, step {self.step})", file=sys.stderr)
-
-
-def json_plain(obj: Any) -> Any:
-    """Config values as plain JSON types (for the trainer state)."""
-    if isinstance(obj, dict):
-        return {str(k): json_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_plain(v) for v in obj]
-    return obj

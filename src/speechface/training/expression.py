@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._hparams import json_plain
 from .._io import write_json
 from ..data.ferplus import FerPlus, load_ferplus
 from ..errors import DataError
@@ -514,7 +515,7 @@ class ExpressionTrainer:
                  "optimizer": self.opt.state_dict(), "rng": rng_state(),
                  "stopper": self.stopper.state_dict(), "best_epoch": self.best_epoch,
                  "seconds": float(self.seconds),
-                 "config": _json_plain(dataclasses.asdict(self.cfg))}
+                 "config": json_plain(dataclasses.asdict(self.cfg))}
         return self.ckpt.save(self.step, self.model.save_pretrained, state)
 
     def load_checkpoint(self, folder: Path) -> None:
@@ -534,13 +535,6 @@ class ExpressionTrainer:
         if self.dist.is_main and self.cfg.progress:
             tqdm.write(f"resumed from {folder} (epoch {self.epoch}, step {self.step})")
 
-
-def _json_plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_plain(v) for v in obj]
-    return obj
 
 
 # ---------------------------------------------------------------------------------- CLI

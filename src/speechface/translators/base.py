@@ -47,9 +47,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..errors import ImageError, ModelError, UnknownNameError
+from ..errors import ImageError, ModelError
 from ..estimators.base import Estimator, count_parameters
-from ..hub import load_state, read_config, resolve_model_dir, save_model_folder
+from ..hub import PretrainedMixin, config_errors, load_state, locate_pretrained, read_config
 from ..registry import TRANSLATORS
 from ..spaces import Space
 
@@ -180,7 +180,7 @@ def _as_faces(faces: Any) -> tuple[torch.Tensor, bool]:
                      f"got {type(faces).__name__}")
 
 
-class Translator(nn.Module):
+class Translator(PretrainedMixin, nn.Module):
     """A trained (or random) image translation network, ready to animate faces.
 
     Build one with :meth:`create` (random weights) or :meth:`from_pretrained`.
@@ -253,12 +253,8 @@ class Translator(nn.Module):
                     raise ModelError("no packaged translator in this version; pass a model "
                                      "folder or Hub repo id")
                 name_or_path = packaged[0]
-        if isinstance(name_or_path, str) and name_or_path in TRANSLATORS:
-            raise ModelError(f"{name_or_path!r} is an architecture, not trained weights: use "
-                             f"Translator.create({name_or_path!r}) for random weights, or one of "
-                             f"the pretrained translators: "
-                             f"{', '.join(list_pretrained('translator')) or 'none'}")
-        folder = resolve_model_dir(name_or_path, revision=revision, cache_dir=cache_dir,
+        folder = locate_pretrained(name_or_path, TRANSLATORS, "translator", cls.__name__,
+                                   revision=revision, cache_dir=cache_dir,
                                    local_files_only=local_files_only, token=token)
         model = cls._from_folder(folder)
         if device is not None:
@@ -271,14 +267,9 @@ class Translator(nn.Module):
         where = folder / "config.json"
         if cfg.get("kind") != "translator":
             raise ModelError(f"{where}: not a translator config (kind={cfg.get('kind')!r})")
-        try:
+        with config_errors(where, cfg.get("architecture")):
             network = TRANSLATORS.create(cfg["architecture"], space=cfg.get("space", "au17"),
                                          **cfg.get("model_args", {}))
-        except UnknownNameError as e:
-            raise ModelError(f"{where}: {e}") from e
-        except (TypeError, ValueError, KeyError) as e:
-            raise ModelError(f"{where}: cannot build {cfg.get('architecture')!r} from its "
-                             f"arguments: {e}") from e
         labels = cfg.get("labels")
         if labels is not None and list(labels) != list(network.space.labels):
             raise ModelError(f"{where}: label names do not match space {network.space.name!r}")
@@ -305,21 +296,6 @@ class Translator(nn.Module):
             "pretrained": self.pretrained,
             "info": self.info,
         }
-
-    def save_pretrained(self, folder: str | os.PathLike[str], *, card: str | None = None) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and a model card into ``folder``."""
-        return save_model_folder(folder, self, self.config(), card or self.model_card())
-
-    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False,
-                    card: str | None = None) -> str:
-        """Save to a temporary folder and upload it to the Hub repository ``repo_id``."""
-        import tempfile
-
-        from ..hub import push_folder
-
-        with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(tmp, card=card)
-            return push_folder(tmp, repo_id, token=token, private=private)
 
     def model_card(self) -> str:
         """A minimal model card; the packaged model ships a fuller one."""
