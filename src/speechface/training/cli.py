@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import DataError
 
-__all__ = ["add_parsers", "parse_overrides"]
+__all__ = ["add_parsers", "parse_overrides", "add_config_arguments", "config_from_args"]
+
+C = TypeVar("C")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -27,6 +29,22 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def add_config_arguments(p: argparse.ArgumentParser, example: str) -> None:
+    """``--config FILE`` and ``--set KEY=VALUE ...``, the options of every ``train`` command."""
+    p.add_argument("--config", help="YAML or JSON file")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help=f"override config keys, e.g. --set {example}")
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
+    """The config dataclass ``cls`` from ``--config`` and ``--set`` (unknown keys are errors)."""
+    from .common import config_from_dict, load_config_file
+
+    data = load_config_file(args.config) if args.config else {}
+    data.update(parse_overrides(args.set))
+    return config_from_dict(cls, data, where=args.config or "--set")
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train = sub.add_parser("train", help="train a component (estimator, ...)")
     tsub = train.add_subparsers(dest="component", metavar="COMPONENT")
@@ -34,9 +52,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p = tsub.add_parser("estimator", help="train a speech estimator on prepared shards",
                         description="Train a speech estimator. Options come from --config (YAML "
                                     "or JSON; keys = EstimatorTrainConfig fields) and --set.")
-    p.add_argument("--config", help="YAML or JSON file")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config keys, e.g. --set epochs=5 arch=dcnn")
+    add_config_arguments(p, "epochs=5 arch=dcnn")
     p.set_defaults(func=_run_train_estimator)
     for adder in _COMPONENT_PARSERS:
         adder(tsub)
@@ -80,12 +96,9 @@ def register_component(fn: Any) -> Any:
 
 
 def _run_train_estimator(args: argparse.Namespace) -> int:
-    from .common import config_from_dict, load_config_file
     from .estimator import EstimatorTrainConfig, EstimatorTrainer
 
-    data = load_config_file(args.config) if args.config else {}
-    data.update(parse_overrides(args.set))
-    cfg = config_from_dict(EstimatorTrainConfig, data, where=args.config or "--set")
+    cfg = config_from_args(EstimatorTrainConfig, args)
     if not cfg.data:
         raise DataError("no training data: set 'data' to a prepared shard folder")
     result = EstimatorTrainer(cfg).train()

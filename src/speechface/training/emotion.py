@@ -49,8 +49,7 @@ import torch
 
 from ..errors import DataError, SpeechfaceError
 from ..spaces import EMOTION8
-from .cli import parse_overrides, register_component
-from .common import config_from_dict, load_config_file
+from .cli import add_config_arguments, config_from_args, register_component
 from .estimator import EstimatorTrainConfig, EstimatorTrainer, TrainClip
 
 __all__ = [
@@ -749,16 +748,12 @@ def add_train_parser(tsub: argparse._SubParsersAction) -> None:  # type: ignore[
                                     "route=distill: per-frame KL to FER+ teacher targets in "
                                     "prepared shards. Options come from --config (YAML or JSON; "
                                     "keys = EmotionTrainConfig fields) and --set.")
-    p.add_argument("--config", help="YAML or JSON file")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config keys, e.g. --set route=distill epochs=5")
+    add_config_arguments(p, "route=distill epochs=5")
     p.set_defaults(func=_run_train_emotion)
 
 
 def _run_train_emotion(args: argparse.Namespace) -> int:
-    data = load_config_file(args.config) if args.config else {}
-    data.update(parse_overrides(args.set))
-    cfg = config_from_dict(EmotionTrainConfig, data, where=args.config or "--set")
+    cfg = config_from_args(EmotionTrainConfig, args)
     result = train_emotion(cfg, config_path=args.config)
     print(json.dumps({k: v for k, v in result.items() if k not in ("test", "train_groups")}),
           file=sys.stderr)

@@ -57,7 +57,7 @@ from ..data.ferplus import FerPlus, load_ferplus
 from ..errors import DataError
 from ..expression import ExpressionRecognizer
 from ..spaces import EMOTION8
-from .cli import parse_overrides, register_component
+from .cli import add_config_arguments, config_from_args, register_component
 from .common import (
     CheckpointManager,
     CSVLogger,
@@ -65,9 +65,7 @@ from .common import (
     EarlyStopping,
     all_reduce_mean,
     autocast,
-    config_from_dict,
     init_distributed,
-    load_config_file,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -553,16 +551,12 @@ def add_train_parser(tsub: argparse._SubParsersAction) -> None:  # type: ignore[
                         description="Train an expression recogniser (face image -> 8 FER+ "
                                     "emotions). Options come from --config (YAML or JSON; keys = "
                                     "ExpressionTrainConfig fields) and --set.")
-    p.add_argument("--config", help="YAML or JSON file")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config keys, e.g. --set epochs=5 lr=0.02")
+    add_config_arguments(p, "epochs=5 lr=0.02")
     p.set_defaults(func=_run_train_expression)
 
 
 def _run_train_expression(args: argparse.Namespace) -> int:
-    data = load_config_file(args.config) if args.config else {}
-    data.update(parse_overrides(args.set))
-    cfg = config_from_dict(ExpressionTrainConfig, data, where=args.config or "--set")
+    cfg = config_from_args(ExpressionTrainConfig, args)
     if not cfg.data:
         raise DataError("no training data: set 'data' to the FER+ .npz file "
                         "(e.g. --set data=../shared/data/ferplus/ferplus_trainval.npz)")

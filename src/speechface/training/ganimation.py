@@ -48,13 +48,11 @@ from .._io import atomic_path, write_json
 from ..errors import DataError
 from ..spaces import get_space
 from ..translators import GANimationCritic, Translator
-from .cli import register_component
+from .cli import add_config_arguments, config_from_args, register_component
 from .common import (
     CheckpointManager,
     CSVLogger,
     autocast,
-    config_from_dict,
-    load_config_file,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -797,19 +795,13 @@ def build_ganimation_parser(tsub: Any) -> None:
                         description="Train GANimation (WGAN-GP, condition, cycle and attention "
                                     "losses). Options come from --config (YAML or JSON; keys = "
                                     "GANimationTrainConfig fields) and --set.")
-    p.add_argument("--config", help="YAML or JSON file")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config keys, e.g. --set max_steps=2000 image_size=64")
+    add_config_arguments(p, "max_steps=2000 image_size=64")
     p.set_defaults(func=run_train_ganimation)
 
 
 def run_train_ganimation(args: argparse.Namespace) -> int:
     """Handler of ``speechface train ganimation``."""
-    from .cli import parse_overrides
-
-    data = load_config_file(args.config) if args.config else {}
-    data.update(parse_overrides(args.set))
-    cfg = config_from_dict(GANimationTrainConfig, data, where=args.config or "--set")
+    cfg = config_from_args(GANimationTrainConfig, args)
     result = GANimationTrainer(cfg).train()
     print(json.dumps(result), file=sys.stderr)
     print(f"trained translator: {Path(cfg.out_dir) / 'final'}", file=sys.stderr)
