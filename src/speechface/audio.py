@@ -101,6 +101,22 @@ def _array_to_tensor(source: np.ndarray | torch.Tensor, label: str) -> torch.Ten
                      "[-1, 1] or int8/uint8/int16/int32 PCM")
 
 
+def _array_to_mono(source: np.ndarray | torch.Tensor, sample_rate: float | None, label: str,
+                   example: str) -> tuple[torch.Tensor, float]:
+    """A sample array and its rate -> (mono float32 waveform, checked rate), with clear errors.
+
+    ``example`` shows the call with a sample rate, for the message when it is missing.
+    """
+    if sample_rate is None:
+        raise AudioError(f"{label}: sample_rate is required when passing samples as an array "
+                         f"(for example {example})")
+    rate = _check_rate(sample_rate, "sample_rate", label)
+    samples = _array_to_tensor(source, label)
+    if samples.dim() <= 2 and samples.numel() == 0:
+        raise AudioError(f"{label} has no samples (shape {tuple(samples.shape)})")
+    return _to_mono(samples, label), rate
+
+
 def _to_mono(x: torch.Tensor, label: str) -> torch.Tensor:
     """1-D mono from 1-D or 2-D samples (the smaller axis of a 2-D array is channels)."""
     if x.dim() == 1:
@@ -168,14 +184,7 @@ def load_audio(
                 else torch.from_numpy(data[:, 0]))
     elif isinstance(source, (np.ndarray, torch.Tensor)):
         label = f"audio {name!r}" if name is not None else "audio array"
-        if sample_rate is None:
-            raise AudioError(f"{label}: sample_rate is required when passing samples as an array "
-                             "(for example load_audio(samples, 44100))")
-        rate = _check_rate(sample_rate, "sample_rate", label)
-        samples = _array_to_tensor(source, label)
-        if samples.dim() <= 2 and samples.numel() == 0:
-            raise AudioError(f"{label} has no samples (shape {tuple(samples.shape)})")
-        wave = _to_mono(samples, label)
+        wave, rate = _array_to_mono(source, sample_rate, label, "load_audio(samples, 44100)")
     else:
         raise AudioError("load_audio: source must be a file path, a numpy array or a torch tensor, "
                          f"got {type(source).__name__}")

@@ -44,12 +44,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .audio import _array_to_tensor, _check_rate, _to_mono
+from .audio import _array_to_mono, _array_to_tensor, _check_rate
 from .errors import AudioError
+from .speech import _eval_mode
 from .streaming import (
     StreamingEstimator,
     _Frontend,
-    _inference,
     _log_mel_features,
     stream_support,
 )
@@ -140,11 +140,11 @@ def predict_blocks(estimator: Any, blocks: Iterable[Any], sample_rate: float, *,
     if not isinstance(fx, (LogMel, MFCC)):  # unknown features: whole input (not bounded)
         parts = [_as_tensor_block(b, name) for b in blocks]
         wave = estimator.load(torch.cat(parts) if parts else torch.zeros(0), sample_rate)
-        with _inference(estimator):
+        with _eval_mode(estimator):
             raw = estimator(estimator.featurize(wave)[None])[0]
         return estimator._result(raw, source)
     front = _Frontend(estimator, sample_rate, name)
-    with _inference(estimator):
+    with _eval_mode(estimator):
         mels = []
         for b in blocks:
             front.add(b)
@@ -250,14 +250,8 @@ def predict_long(estimator: Any, audio: Any, chunk_seconds: float | None = DEFAU
                                   source=audio)
     if isinstance(audio, (np.ndarray, torch.Tensor)):
         label = "audio array"
-        if sample_rate is None:
-            raise AudioError(f"{label}: sample_rate is required when passing samples as an array "
-                             "(for example predict_long(est, samples, sample_rate=44100))")
-        rate = _check_rate(sample_rate, "sample_rate", label)
-        samples = _array_to_tensor(audio, label)
-        if samples.dim() <= 2 and samples.numel() == 0:
-            raise AudioError(f"{label} has no samples (shape {tuple(samples.shape)})")
-        wave = _to_mono(samples, label)
+        wave, rate = _array_to_mono(audio, sample_rate, label,
+                                    "predict_long(est, samples, sample_rate=44100)")
         block = max(1, int(round(chunk * rate)))
         blocks = (wave[i:i + block] for i in range(0, len(wave), block))
         return predict_blocks(estimator, blocks, rate, name=label)

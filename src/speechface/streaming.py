@@ -54,9 +54,8 @@ features (their dB floor is ``top_db`` below the maximum of the *whole* clip).
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
@@ -66,6 +65,7 @@ from torch import nn
 
 from .audio import FPS, _array_to_tensor, _check_rate, _reduced_rates, _sinc_resample_kernel
 from .errors import AudioError, SpeechfaceError
+from .speech import _eval_mode
 
 __all__ = ["StreamingEstimator", "StreamingError", "stream_support"]
 
@@ -116,21 +116,6 @@ def stream_support(estimator: Any) -> str | None:
         True
     """
     return _network_reason(estimator.network) or _feature_reason(estimator.features)
-
-
-@contextlib.contextmanager
-def _inference(module: nn.Module) -> Iterator[None]:
-    """Eval mode (restored afterwards) and ``torch.inference_mode``; cheap when already eval."""
-    was = module.training
-    switch = any(m.training for m in module.modules())
-    if switch:
-        module.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        if switch:
-            module.train(was)
 
 
 # --------------------------------------------------------------------------- input conversion
@@ -564,7 +549,7 @@ class StreamingEstimator:
 
     def _run(self, final: bool) -> torch.Tensor:
         est = self.estimator
-        with _inference(est):
+        with _eval_mode(est):
             mel = self._front.run(final=final)
             feats = _log_mel_features(est, mel)
             raw = self._runner.push(feats, final, self.chunk_frames)
