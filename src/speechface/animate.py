@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ._io import atomic_path
-from .errors import ModelError, SpeechfaceError
+from .errors import ModelError, NoFaceError, SpeechfaceError
 from .face import (
     DEFAULT_FEATHER,
     DEFAULT_MARGIN,
@@ -439,7 +439,7 @@ def _check_output(path: str | os.PathLike[str]) -> str:
     return ext
 
 
-def expand_dynamics(values: np.ndarray, space: Any, factor: float) -> np.ndarray:
+def expand_dynamics(values: np.ndarray, space: Any, factor: Any) -> np.ndarray:
     """Scale each dimension's movement around its utterance mean: ``mean + factor * (v - mean)``.
 
     Speech estimators trained with L1/L2 losses predict damped tracks (a regression to the
@@ -450,7 +450,8 @@ def expand_dynamics(values: np.ndarray, space: Any, factor: float) -> np.ndarray
     Args:
         values: ``(frames, dim)`` values of ``space``.
         space: a :class:`~speechface.spaces.Space` or its name.
-        factor: a finite number >= 0 (1 = unchanged, 0 = the utterance mean throughout).
+        factor: a finite number >= 0 (1 = unchanged, 0 = the utterance mean throughout), or one
+            such number per dimension (``(dim,)``, e.g. an estimator's ``dynamics_gain``).
 
     Example:
         >>> expand_dynamics(np.array([[1.0], [3.0]]), "au17", 2.0)[:, 0].tolist()
@@ -459,20 +460,119 @@ def expand_dynamics(values: np.ndarray, space: Any, factor: float) -> np.ndarray
     from .spaces import get_space
 
     sp = get_space(space)
-    if not (math.isfinite(factor) and factor >= 0):
-        raise ValueError(f"expressiveness must be a finite number >= 0, got {factor!r}")
+    f = np.asarray(factor, dtype=np.float64)
+    if f.ndim > 1 or (f.ndim == 1 and len(f) != sp.dim) or \
+            not (np.isfinite(f).all() and (f >= 0).all()):
+        raise ValueError(f"expressiveness must be a finite number >= 0 (or {sp.dim} of them), "
+                         f"got {factor!r}")
     v = np.asarray(values, dtype=np.float32)
-    if factor == 1.0:
+    if (f == 1.0).all():
         return v.copy()
     mean = v.mean(axis=0, keepdims=True)
-    out = mean + np.float32(factor) * (v - mean)
+    out = mean + f.astype(np.float32) * (v - mean)
     return _into_space(out, sp)
+
+
+def dynamics_gain(estimator: Any) -> np.ndarray | None:
+    """The per-dimension gain that restores an estimator's natural range of movement, if any.
+
+    Regression models predict over-smoothed tracks: their variance within an utterance is far
+    below that of the targets (the "global variance" problem of statistical speech synthesis,
+    Toda & Tokuda 2007). A model trained by this library may record
+    ``info["dynamics_gain"]``: per dimension, the median within-clip standard deviation of the
+    training targets divided by that of its own predictions on the same clips (at least 1,
+    at most 8; see ``docs/model-quality.md``). :func:`animate` applies it by default
+    (``dynamics=True``) through :func:`expand_dynamics`; ``predict`` never does.
+
+    Returns:
+        ``(dim,)`` float32, or None when the model records no gain.
+    """
+    info = getattr(estimator, "info", None) or {}
+    gain = info.get("dynamics_gain")
+    if gain is None:
+        return None
+    g = np.asarray(gain, dtype=np.float32)
+    sp = getattr(estimator, "space", None)
+    if g.ndim != 1 or (sp is not None and len(g) != sp.dim) or not np.isfinite(g).all():
+        raise ModelError(f"estimator {getattr(estimator, 'name', '?')}: info['dynamics_gain'] "
+                         f"must be {getattr(sp, 'dim', 'dim')} finite numbers")
+    return g
+
+
+def retarget_landmarks(predicted: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Speech-predicted landmark motion -> target landmarks for one photo's face.
+
+    ``predicted`` is ``landmarks68`` normalised to the *speaker's* face box; ``own`` are the
+    photo's 68 points normalised to the translator's crop. The motion around the utterance
+    mean is moved onto the photo's own points, scaled by the size of its face in the crop:
+    ``own + (p_t - mean(p)) * (width, height of own)``. The photo keeps its face shape and pose;
+    only the speech-driven movement (jaw, lips) is transferred.
+
+    Args:
+        predicted: ``(frames, 136)`` ``x_0..x_67, y_0..y_67``.
+        own: ``(136,)`` the photo's points in the crop (0-1).
+
+    Returns:
+        ``(frames, 136)`` float32 targets in crop coordinates.
+
+    Example:
+        >>> p = np.zeros((2, 136), np.float32); p[1, 68 + 8] = 0.1   # chin 10 % lower
+        >>> own = np.concatenate([np.linspace(0.2, 0.8, 68), np.linspace(0.3, 0.9, 68)])
+        >>> out = retarget_landmarks(p, own); round(float(out[1, 76] - out[0, 76]), 3)
+        0.06
+    """
+    pred = np.asarray(predicted, dtype=np.float32)
+    own = np.asarray(own, dtype=np.float32).reshape(-1)
+    if pred.ndim != 2 or pred.shape[1] != 136 or own.shape != (136,):
+        raise ValueError(f"need predicted (frames, 136) and own (136,), got {pred.shape}, "
+                         f"{own.shape}")
+    w = float(own[:68].max() - own[:68].min())
+    h = float(own[68:].max() - own[68:].min())
+    scale = np.concatenate([np.full(68, w, np.float32), np.full(68, h, np.float32)])
+    return (own + (pred - pred.mean(axis=0, keepdims=True)) * scale).astype(np.float32)
+
+
+def _own_landmarks(face: np.ndarray) -> np.ndarray:
+    """The 68 points of the face in a crop, normalised to the crop (MediaPipe teacher)."""
+    from .teachers.mediapipe import MediaPipeTeacher, landmarks68_from_478
+
+    with MediaPipeTeacher(running_mode="image") as teacher:
+        obs = teacher.observe(np.ascontiguousarray(face))
+    if not obs.found:
+        raise NoFaceError("the landmark path needs the face's own landmarks, but MediaPipe "
+                          "finds no face in the crop")
+    return landmarks68_from_478(obs.landmarks, (0.0, 0.0, 1.0, 1.0))
+
+
+def _default_models(space: str | None, translator: Any, estimator: Any) -> tuple[Any, Any]:
+    """Fill in the packaged translator / estimator for ``space`` (see :func:`animate`)."""
+    from .pretrained import DEFAULT_MODELS
+
+    if translator is None:
+        from .translators import Translator
+
+        key = f"translator_{space}" if space and f"translator_{space}" in DEFAULT_MODELS \
+            else "translator"
+        try:
+            translator = Translator.from_pretrained(DEFAULT_MODELS.get(key))
+        except ModelError as e:
+            raise ModelError(f"{e} as translator= (command line: --translator)") from e
+    if estimator is None:
+        from .speech import _class_for
+
+        want = space or translator.space.name
+        try:
+            estimator = _class_for(want).from_pretrained(DEFAULT_MODELS.get(f"animate_{want}"))
+        except ModelError as e:
+            raise ModelError(f"{e} as estimator= (command line: --model)") from e
+    return translator, estimator
 
 
 # --------------------------------------------------------------------------- animate
 def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = None, *,
             sample_rate: int | None = None, space: str | None = None, smoothing: float = 0.0,
-            strength: float = 1.0, expressiveness: float = 1.0, side_by_side: bool = False,
+            strength: float = 1.0, expressiveness: float = 1.0, dynamics: bool = True,
+            side_by_side: bool = False,
             face_index: int | None = None, margin: float | None = None,
             feather: float = DEFAULT_FEATHER, batch_size: int = 16, fast: Any = None,
             progress: bool = True) -> Animation:
@@ -488,22 +588,30 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         translator: a :class:`~speechface.translators.Translator` (default: the packaged one,
             ``Translator.from_pretrained()``).
         sample_rate: rate of an array ``audio``.
-        space: space of the default estimator when ``estimator`` is None (default: the
-            translator's space). An emotion8 estimator drives an au17 translator through
-            ``speechface.spaces.emotion_to_au`` (and au17 -> emotion8 through ``au_to_emotion``)
-            when the library has that conversion; otherwise a mismatch is a ModelError.
+        space: the conditioning space to animate with when a model is not given:
+            ``"au17"`` (default), ``"emotion8"`` or ``"landmarks68"`` picks the packaged
+            estimator for it (``DEFAULT_MODELS["animate_<space>"]`` if there is one, else the
+            space's default) and, for ``landmarks68``, the packaged landmark translator. An
+            emotion8 estimator drives an au17 translator through
+            ``speechface.spaces.emotion_to_au`` (and au17 -> emotion8 through ``au_to_emotion``);
+            other mismatches are a ModelError. With a ``landmarks68`` translator the predicted
+            motion is moved onto the photo's own landmarks (:func:`retarget_landmarks`).
         smoothing: temporal smoothing of the conditions: the standard deviation in frames
             (40 ms each) of a centred Gaussian, see :func:`smooth_conditions` (0 = off).
         strength: expression strength relative to neutral, see :func:`scale_conditions`
             (0 = neutral face, 1 = as predicted, 2 = exaggerated).
         expressiveness: widens the predicted movement around the utterance mean, see
             :func:`expand_dynamics` (1 = as predicted).
+        dynamics: apply the estimator's recorded ``dynamics_gain`` (see :func:`dynamics_gain`;
+            restores the range of movement its training targets had). No effect for models
+            that record none.
         side_by_side: frames show the input photo on the left and the animation on the right.
         face_index: which face to animate, counted left to right (0 = leftmost); None = the
             largest face.
         margin: face crop margin (see :func:`~speechface.face.crop_face`); None = the
             translator's ``info["crop_margin"]`` if it records one, else
-            :data:`~speechface.face.DEFAULT_MARGIN` (0.35).
+            :data:`~speechface.face.DEFAULT_MARGIN` (0.35). The crop is also moved up by the
+            translator's ``info["crop_shift"]`` (0 if absent), the framing it was trained on.
         feather: soft paste-back edge as a fraction of the crop side (see
             :func:`~speechface.face.paste_face`).
         batch_size: frames per translator call.
@@ -548,20 +656,9 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
     index = next(i for i, f in enumerate(faces) if f is box)
     wave = load_audio(audio, sample_rate, target_rate=AUDIO_RATE).numpy()
 
-    if translator is None:
-        from .translators import Translator
-
-        try:
-            translator = Translator.from_pretrained()
-        except ModelError as e:
-            raise ModelError(f"{e} as translator= (command line: --translator)") from e
-    if estimator is None:
-        from .speech import _class_for
-
-        try:
-            estimator = _class_for(space or translator.space.name).from_pretrained()
-        except ModelError as e:
-            raise ModelError(f"{e} as estimator= (command line: --model)") from e
+    if space is not None and space not in ("au17", "emotion8", "landmarks68"):
+        raise ValueError(f"space must be au17, emotion8 or landmarks68, got {space!r}")
+    translator, estimator = _default_models(space, translator, estimator)
 
     pred = estimator.predict(wave, AUDIO_RATE)
     values = np.asarray(pred.values, dtype=np.float32)
@@ -569,16 +666,29 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
     n = max(1, int(len(wave) * fps // AUDIO_RATE))
     if not pred.frame_level or len(values) == 1:  # utterance-level: hold it for every frame
         values = np.repeat(values[:1], n, axis=0)
-    cond = _convert_space(values, pred.space, translator.space)
+    gain = dynamics_gain(estimator) if dynamics else None
+    if gain is not None and len(values) > 1:
+        values = expand_dynamics(values, pred.space, gain)
+    landmark_path = translator.space.name == "landmarks68"
+    if landmark_path and pred.space != "landmarks68":
+        raise ModelError(f"the landmark translator needs a landmarks68 estimator, got {pred.space}")
+    cond = values if landmark_path else _convert_space(values, pred.space, translator.space)
     cond = smooth_conditions(cond, float(smoothing))
     cond = expand_dynamics(cond, translator.space, float(expressiveness))
-    cond = scale_conditions(cond, translator.space, float(strength))
+    if not landmark_path:
+        cond = scale_conditions(cond, translator.space, float(strength))
 
+    t_info = getattr(translator, "info", None) or {}
     if margin is None:
-        margin = float((getattr(translator, "info", None) or {}).get("crop_margin", DEFAULT_MARGIN))
-    crop = crop_face(photo, box, margin=margin)
+        margin = float(t_info.get("crop_margin", DEFAULT_MARGIN))
+    shift = float(t_info.get("crop_shift", 0.0))
+    crop = crop_face(photo, box, margin=margin, shift=shift)
     if crop.side > MAX_FACE_SIDE:
-        crop = crop_face(photo, box, margin=margin, size=MAX_FACE_SIDE)
+        crop = crop_face(photo, box, margin=margin, size=MAX_FACE_SIDE, shift=shift)
+    if landmark_path:  # the speech's motion on the photo's own points, scaled by ``strength``
+        own = _own_landmarks(crop.image)
+        cond = retarget_landmarks(cond, own)
+        cond = own + np.float32(strength) * (cond - own)
 
     fast_options = None
     if fast:
@@ -612,6 +722,7 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             "translator": getattr(translator, "name", type(translator).__name__),
             "translator_pretrained": bool(getattr(translator, "pretrained", False)),
             "space": translator.space.name, "smoothing": float(smoothing),
+            "dynamics_gain": None if gain is None else [round(float(g), 3) for g in gain],
             "strength": float(strength), "expressiveness": float(expressiveness),
             "margin": float(margin), "feather": float(feather)}
     return Animation(source, fps=fps, audio=wave, sample_rate=AUDIO_RATE, conditions=pred,
@@ -648,6 +759,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                    help="with --fast: reuse the previous frame while no condition moved more than T")
     p.add_argument("--expressiveness", type=float, default=1.0,
                    help="widen the predicted movement around its mean (default 1 = as predicted)")
+    p.add_argument("--space", choices=["au17", "emotion8", "landmarks68"], default=None,
+                   help="conditioning space when no model is given: packaged estimator (and for "
+                        "landmarks68 the landmark translator) for it (default au17)")
+    p.add_argument("--no-dynamics", action="store_true",
+                   help="do not apply the estimator's recorded dynamics gain")
     p.add_argument("--strength", type=float, default=1.0,
                    help="expression strength relative to neutral (default 1; 0 = neutral)")
     p.add_argument("--side-by-side", action="store_true",
@@ -683,7 +799,7 @@ def _run_animate(args: argparse.Namespace) -> int:
         estimator = SpeechEstimator.from_pretrained(args.model).to(args.device)
     anim = animate(args.speech, args.image, estimator, translator, smoothing=args.smoothing,
                    strength=args.strength, expressiveness=args.expressiveness,
-                   fast=_fast_options(args),
+                   dynamics=not args.no_dynamics, space=args.space, fast=_fast_options(args),
                    side_by_side=args.side_by_side,
                    face_index=args.face_index, batch_size=args.batch_size,
                    progress=not args.quiet)

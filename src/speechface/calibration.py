@@ -22,7 +22,8 @@ from .evaluation import predict_clip
 from .speech import SpeechEstimator
 from .training.estimator import TrainClip
 
-__all__ = ["fit_calibration", "apply_calibration", "cross_validate_calibration"]
+__all__ = ["fit_calibration", "apply_calibration", "cross_validate_calibration",
+           "fit_dynamics_gain"]
 
 
 def _raw_outputs(model: SpeechEstimator, clip: TrainClip) -> np.ndarray:
@@ -110,3 +111,43 @@ def cross_validate_calibration(models: dict[str, SpeechEstimator], clips: Sequen
              for k, v in preds.items()}
     return {"frame": frame, "labels": labels, "n_clips": len(clips), "groups": groups,
             "n_frames": int(sum(m.sum() for m in masks))}
+
+
+def fit_dynamics_gain(model: SpeechEstimator, clips: Sequence[TrainClip], *, low: float = 1.0,
+                      high: float = 8.0, min_frames: int = 20) -> dict[str, Any]:
+    """Per-dimension gain that gives a model's tracks the movement range of its targets.
+
+    For every clip (with at least ``min_frames`` labelled frames) the standard deviation over
+    time of the targets and of the model's predictions is taken per dimension; the gain is the
+    ratio of the two medians over clips, clipped to ``[low, high]`` (dimensions the targets do
+    not move get 1). Fit it on the model's **training** clips and store it as
+    ``info["dynamics_gain"]``: :func:`speechface.animate` then widens the predicted movement
+    around each utterance's mean by it (global-variance compensation). Reported metrics
+    (``evaluate``) are always of the raw predictions.
+
+    Returns:
+        ``{"gain": (D,) list, "target_std": ..., "predicted_std": ..., "n_clips": int}``.
+
+    Raises:
+        DataError: no clip long enough, or a clip without audio.
+    """
+    t_std, p_std = [], []
+    for clip in clips:
+        m = clip.mask.numpy().astype(bool)
+        if m.sum() < min_frames:
+            continue
+        pred = predict_clip(model, clip)
+        n = min(len(pred), len(m))
+        t = clip.targets.numpy()[:n][m[:n]]
+        p = pred[:n][m[:n]]
+        t_std.append(t.std(0))
+        p_std.append(p.std(0))
+    if not t_std:
+        raise DataError(f"no clip has {min_frames} or more labelled frames")
+    t_med = np.median(np.stack(t_std), 0)
+    p_med = np.median(np.stack(p_std), 0)
+    gain = np.where(t_med > 1e-3, t_med / np.maximum(p_med, 1e-6), 1.0)
+    gain = np.clip(gain, low, high)
+    return {"gain": [round(float(g), 3) for g in gain],
+            "target_std": [round(float(v), 4) for v in t_med],
+            "predicted_std": [round(float(v), 4) for v in p_med], "n_clips": len(t_std)}

@@ -627,7 +627,7 @@ def _resize(img: np.ndarray, side: int) -> np.ndarray:
 
 
 def crop_face(image: np.ndarray, box: Any, margin: float = DEFAULT_MARGIN,
-              size: int | None = None) -> FaceCrop:
+              size: int | None = None, shift: float = 0.0) -> FaceCrop:
     """Cut a square around a face.
 
     The square is centred on the box centre; its side is ``max(width, height) * (1 + 2 *
@@ -643,6 +643,9 @@ def crop_face(image: np.ndarray, box: Any, margin: float = DEFAULT_MARGIN,
         margin: see above (>= 0).
         size: resize the crop to ``size x size`` (Lanczos down, bicubic up); None keeps the
             photo's resolution (``size == side``).
+        shift: move the square up by this fraction of its side (the face box centre then lies
+            ``shift`` below the crop centre). Translators trained on LFW-style crops, where the
+            face mesh sits low in the picture, record theirs as ``info["crop_shift"]``.
 
     Returns:
         :class:`FaceCrop`.
@@ -659,10 +662,12 @@ def crop_face(image: np.ndarray, box: Any, margin: float = DEFAULT_MARGIN,
         raise ValueError(f"margin must be >= 0, got {margin!r}")
     if size is not None and int(size) < 1:
         raise ValueError(f"size must be >= 1, got {size!r}")
+    if not (np.isfinite(shift) and abs(shift) < 0.5):
+        raise ValueError(f"shift must be a fraction of the crop side in (-0.5, 0.5), got {shift!r}")
     x0, y0, x1, y1 = _box_tuple(box)
     h, w = img.shape[:2]
     side = max(1, int(round(max(x1 - x0, y1 - y0) * (1 + 2 * margin))))
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - shift * side
     sx, sy = int(round(cx - side / 2)), int(round(cy - side / 2))
     if sx >= w or sy >= h or sx + side <= 0 or sy + side <= 0:
         raise ImageError(f"face box {tuple(round(v, 1) for v in (x0, y0, x1, y1))} lies outside "

@@ -13,7 +13,9 @@ The AU values are MediaPipe's blendshape **proxy** of the OpenFace intensities
 :data:`~speechface.teachers.mediapipe.PROXY_NAME`), not OpenFace. Images in which no face is
 found get no row (FaceFolder then skips them with a warning); they are counted in the returned
 summary. With ``expression=...`` the 8 FER+ emotion probabilities (``emotion8`` columns
-``neutral, happiness, ...``) are appended.
+``neutral, happiness, ...``) are appended; with ``landmarks=True`` the teacher's 68 iBUG points
+(``landmarks68`` columns ``x_0..x_67, y_0..y_67``) **normalised to the image** (0-1 across the
+whole picture, so a translator can place them; the ``landmarks68`` space's box is the image).
 
 Example:
     >>> from speechface.data.prepare_faces import prepare_faces           # doctest: +SKIP
@@ -38,7 +40,7 @@ import numpy as np
 
 from .._io import atomic_write
 from ..errors import DataError, ImageError, ModelError
-from ..spaces import AU17, EMOTION8
+from ..spaces import AU17, EMOTION8, LANDMARKS68
 from .faces import IMAGE_EXTENSIONS
 
 __all__ = ["prepare_faces", "build_prepare_faces_parser", "run_prepare_faces", "list_images"]
@@ -115,7 +117,8 @@ def _resolve_expression(expression: Any) -> Callable[[np.ndarray], np.ndarray]:
 def prepare_faces(image_dir: str | os.PathLike[str], out_csv: str | os.PathLike[str], *,
                   teacher: Any = "mediapipe", expression: Any = None,
                   model_path: str | os.PathLike[str] | None = None, recursive: bool = False,
-                  min_confidence: float = 0.5, progress: bool = True) -> dict[str, Any]:
+                  min_confidence: float = 0.5, landmarks: bool = False,
+                  progress: bool = True) -> dict[str, Any]:
     """Label every face image of a folder with AU17 (proxy) values and write one CSV atomically.
 
     Args:
@@ -134,6 +137,8 @@ def prepare_faces(image_dir: str | os.PathLike[str], out_csv: str | os.PathLike[
         model_path: the ``face_landmarker.task`` bundle (default: found automatically).
         recursive: also label images in sub-folders.
         min_confidence: MediaPipe detection/presence confidence.
+        landmarks: also write the 68 landmark columns ``x_0..x_67, y_0..y_67`` (image-normalised:
+            0 = left/top edge, 1 = right/bottom edge), the labels of the landmark translator.
         progress: show a tqdm bar.
 
     Returns:
@@ -150,7 +155,7 @@ def prepare_faces(image_dir: str | os.PathLike[str], out_csv: str | os.PathLike[
         >>> from speechface.data.faces import FaceFolder
         >>> ds = FaceFolder("faces128/lfw", au_csv="prepared/faces128_aus.csv")  # doctest: +SKIP
     """
-    from ..teachers.mediapipe import PROXY_NAME, MediaPipeTeacher
+    from ..teachers.mediapipe import PROXY_NAME, MediaPipeTeacher, landmarks68_from_478
 
     root = Path(image_dir)
     paths = list_images(root, recursive=recursive)
@@ -167,7 +172,8 @@ def prepare_faces(image_dir: str | os.PathLike[str], out_csv: str | os.PathLike[
         raise ModelError(f"teacher must be 'mediapipe' or have an observe() method, got {teacher!r}")
     emo = _resolve_expression(expression) if expression is not None else None
 
-    columns = ["image", *AU17.columns] + (list(EMOTION8.columns) if emo else [])
+    columns = (["image", *AU17.columns] + (list(LANDMARKS68.columns) if landmarks else [])
+               + (list(EMOTION8.columns) if emo else []))
     rows: list[list[Any]] = []
     no_face: list[str] = []
     start = time.perf_counter()
@@ -196,7 +202,11 @@ def prepare_faces(image_dir: str | os.PathLike[str], out_csv: str | os.PathLike[
             if not obs.found:
                 no_face.append(name)
                 continue
-            batch_rows.append([name, *(float(v) for v in obs.au17)])
+            row = [name, *(float(v) for v in obs.au17)]
+            if landmarks:
+                xy = landmarks68_from_478(obs.landmarks, (0.0, 0.0, 1.0, 1.0))
+                row += [float(v) for v in xy]
+            batch_rows.append(row)
             if emo is not None:
                 batch_imgs.append(img)
                 if len(batch_imgs) >= 64:
@@ -222,8 +232,8 @@ def prepare_faces(image_dir: str | os.PathLike[str], out_csv: str | os.PathLike[
 def build_prepare_faces_parser(prepare_subparsers: Any) -> argparse.ArgumentParser:
     """Add ``faces`` to the ``speechface prepare`` sub-parsers.
 
-    ``speechface prepare faces DIR -o labels.csv [--expression NAME] [--model PATH]
-    [--recursive] [--min-confidence C] [--quiet]``
+    ``speechface prepare faces DIR -o labels.csv [--expression NAME] [--landmarks]
+    [--model PATH] [--recursive] [--min-confidence C] [--quiet]``
 
     Example:
         >>> import argparse
@@ -246,6 +256,8 @@ def build_prepare_faces_parser(prepare_subparsers: Any) -> argparse.ArgumentPars
                         "(name, folder or Hub id; 'default' = the packaged FER+ model)")
     p.add_argument("--model", default=None, help="face_landmarker.task (default: auto)")
     p.add_argument("--recursive", action="store_true", help="include sub-folders")
+    p.add_argument("--landmarks", action="store_true",
+                   help="also write the 68 landmarks x_0..x_67,y_0..y_67 (image-normalised)")
     p.add_argument("--min-confidence", type=float, default=0.5)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_prepare_faces)
@@ -257,7 +269,7 @@ def run_prepare_faces(args: argparse.Namespace) -> int:
     info = prepare_faces(args.image_dir, args.output, teacher=args.teacher,
                          expression=args.expression, model_path=args.model,
                          recursive=args.recursive, min_confidence=args.min_confidence,
-                         progress=not args.quiet)
+                         landmarks=args.landmarks, progress=not args.quiet)
     print(f"wrote {info['csv']}: {info['n_labelled']} of {info['n_images']} images labelled "
           f"({info['n_no_face']} without a face) in {info['seconds']:.1f} s "
           f"({info['images_per_s']:.1f} img/s), AUs = {info['teacher']}", file=sys.stderr)

@@ -18,6 +18,22 @@ The recipe of the paper and its official code, with the sizes as options:
   ``collapse_patience`` steps a warning is issued and the attention-mean weight is doubled
   (``adapt_mask``, at most 8x).
 
+Two additions beyond the paper, both off by default:
+
+- ``pairs``: a ``speechface prepare frames`` folder of talking-face video crops. Each generator
+  step also takes frames ``i`` and ``j`` of one clip and adds ``lambda_pair * |G(x_i, c_j) -
+  x_j|`` (L1): the same face with another expression is a direct target that still photos
+  cannot give. Clips are split by speaker group (``pairs_val_fraction``); the held-out groups
+  are recorded in the model's ``info``.
+- ``init_from``: start from a trained translator folder or a checkpoint folder (fine-tuning;
+  the critic too when the folder has ``critic.safetensors``).
+
+The ``arch`` option picks the generator from the ``TRANSLATORS`` registry: ``ganimation``
+(AUs / emotions, tiled vector) or ``landmark_gan`` (``space: landmarks68``, heatmaps). For
+landmarks the target of a still photo is its own landmarks plus the motion between two frames
+of a training clip (another photo's landmarks would ask for another face shape and pose), and
+flips are off (they would swap the left and right points).
+
 From Python::
 
     from speechface.training.ganimation import GANimationTrainConfig, GANimationTrainer
@@ -66,7 +82,7 @@ __all__ = ["GANimationTrainConfig", "GANimationTrainer", "FaceTensors", "load_fa
 CRITIC_WEIGHTS = "critic.safetensors"
 
 LOG_FIELDS = ["step", "g_step", "loss_d", "d_real", "d_fake", "gp", "d_cond", "g_adv", "g_cond",
-              "cycle", "att_mean_loss", "att_tv", "attention_mean", "lambda_mask", "lr",
+              "cycle", "pair", "att_mean_loss", "att_tv", "attention_mean", "lambda_mask", "lr",
               "images_per_s", "seconds"]
 
 
@@ -79,7 +95,9 @@ class GANimationTrainConfig:
             ``speechface prepare faces``, or OpenFace's ``aus_openface.csv``).
         out_dir: checkpoints, ``samples/*.png``, ``log.csv``, ``final/`` (the trained
             translator folder) and ``metrics.json``. Rerunning with the same folder resumes.
-        space: ``"au17"`` or ``"emotion8"`` (CSV columns of that space).
+        space: ``"au17"``, ``"emotion8"`` or ``"landmarks68"`` (CSV columns of that space).
+        arch: generator architecture (``"ganimation"``; ``"landmark_gan"`` for landmarks68);
+            ``model_args``: its extra keyword arguments (e.g. ``sigma``).
         image_size, conv_dim, repeat_num: generator size (paper: 128, 64, 6).
         critic_dim, critic_repeat: critic width/depth (default: ``conv_dim`` and
             ``log2(image_size) - 1``).
@@ -108,6 +126,14 @@ class GANimationTrainConfig:
         amp: bfloat16 autocast for the networks (losses in float32).
         num_threads: ``torch.set_num_threads`` (0 = leave as is).
         log_every, sample_every, checkpoint_every: in critic steps.
+        pairs: a ``speechface prepare frames`` folder (paired video frames; "" = off);
+            ``lambda_pair``: weight of their L1; ``pair_batch``: pairs per generator step
+            (0 = ``batch_size``); ``pairs_val_fraction``: share of clips (whole speaker groups)
+            held out.
+        init_from: trained translator / checkpoint folder to start from ("" = random init).
+        crop_margin, crop_shift: the framing of the training crops, recorded in the model's
+            ``info`` so :func:`speechface.animate` cuts photos the same way (LFW faces128:
+            0.05 and 0.08).
         name, info: the model name and extra metadata written to ``config.json``.
     """
 
@@ -115,6 +141,8 @@ class GANimationTrainConfig:
     labels: str = ""
     out_dir: str = "runs/ganimation"
     space: str = "au17"
+    arch: str = "ganimation"
+    model_args: dict[str, Any] = field(default_factory=dict)
     image_size: int = 128
     conv_dim: int = 64
     repeat_num: int = 6
@@ -151,6 +179,13 @@ class GANimationTrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
+    pairs: str = ""
+    lambda_pair: float = 10.0
+    pair_batch: int = 0
+    pairs_val_fraction: float = 0.1
+    init_from: str = ""
+    crop_margin: float | None = None
+    crop_shift: float | None = None
     name: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
@@ -317,10 +352,16 @@ class GANimationTrainer:
                 "val_images": len(self.val_data) if self.val_data is not None else 0}
         if self.val_data is not None:
             info["val_identities_example"] = sorted({_identity(n) for n in self.val_data.names})[:5]
-        self.translator = Translator.create("ganimation", space=cfg.space,
+        for key in ("crop_margin", "crop_shift"):
+            if getattr(cfg, key) is not None:
+                info[key] = float(getattr(cfg, key))
+        self.pairs = self.pairs_val = None
+        if cfg.pairs:
+            self._setup_pairs(info)
+        self.translator = Translator.create(cfg.arch, space=cfg.space,
                                             image_size=cfg.image_size, conv_dim=cfg.conv_dim,
-                                            repeat_num=cfg.repeat_num,
-                                            name=cfg.name).to(self.device)
+                                            repeat_num=cfg.repeat_num, name=cfg.name,
+                                            **cfg.model_args).to(self.device)
         self.translator.info = info
         self.G = self.translator.network
         self.D = GANimationCritic(cfg.space, cfg.image_size, cfg.critic_dim or cfg.conv_dim,
@@ -338,6 +379,40 @@ class GANimationTrainer:
         latest = self.ckpt.latest()
         if latest is not None:
             self.load_checkpoint(latest)
+        elif cfg.init_from:
+            self._init_from(Path(cfg.init_from))
+
+    def _setup_pairs(self, info: dict[str, Any]) -> None:
+        from ..data.prepare_frames import load_frame_clips
+        from ..data.shards import group_split
+
+        cfg = self.cfg
+        clips = load_frame_clips(cfg.pairs, cfg.space, cfg.image_size)
+        recs = [{"name": n, "speaker": g} for n, g in zip(clips.names, clips.groups)]
+        tr, va = group_split(recs, cfg.pairs_val_fraction, cfg.split_seed)
+        self.pairs = clips.select_groups({r["speaker"] for r in tr})
+        self.pairs_val = clips.select_groups({r["speaker"] for r in va}) if va else None
+        self.pair_index = [ix for ix in self.pairs.frames_of() if len(ix) >= 2]
+        if not self.pair_index:
+            raise DataError(f"{cfg.pairs}: no training clip with 2 or more labelled frames")
+        info["pairs"] = {"frames": len(self.pairs), "clips": len(self.pair_index),
+                         "val_groups": sorted({r["speaker"] for r in va})}
+
+    def _init_from(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        if (folder / "checkpoints").is_dir():  # a training run: its latest checkpoint
+            latest = CheckpointManager(folder / "checkpoints").latest()
+            folder = latest if latest is not None else folder
+        if not (folder / "model.safetensors").is_file():
+            raise DataError(f"init_from: {folder} has no model.safetensors")
+        skipped = _load_matching(self.translator, load_file(str(folder / "model.safetensors")))
+        if (folder / CRITIC_WEIGHTS).is_file():
+            skipped += _load_matching(self.D, load_file(str(folder / CRITIC_WEIGHTS)))
+        self.translator.info = {**self.translator.info, "initialised_from": str(folder)}
+        if skipped and self.cfg.progress:
+            print(f"init_from {folder}: kept the random init of {', '.join(skipped)} "
+                  "(other shapes)", file=sys.stderr)
 
     # ------------------------------------------------------------------ data
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -355,12 +430,40 @@ class GANimationTrainer:
         t = torch.as_tensor(idx, dtype=torch.long)
         img = self.train_data.images[t].to(self.device).float() / 127.5 - 1.0
         cond = self.train_data.conds[t].to(self.device)
-        if cfg.flip:
+        if cfg.flip and self.space.name != "landmarks68":
             flip = torch.rand(len(idx)) < 0.5
             img[flip] = img[flip].flip(-1)
+        if self.space.name == "landmarks68":
+            return img, cond, cond + self._landmark_motion(len(idx))
         other = torch.randint(0, n, (len(idx),))
         target = self._jitter(self.train_data.conds[other].to(self.device))
         return img, cond, target
+
+    def _pair_rows(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row indices ``(i, j)`` of ``n`` random frame pairs, each pair from one clip."""
+        clips = torch.randint(0, len(self.pair_index), (n,)).tolist()
+        rows_i, rows_j = [], []
+        for c in clips:
+            ix = self.pair_index[c]
+            a, b = torch.randint(0, len(ix), (2,)).tolist()
+            rows_i.append(ix[a])
+            rows_j.append(ix[b])
+        return torch.stack(rows_i), torch.stack(rows_j)
+
+    def _landmark_motion(self, n: int) -> torch.Tensor:
+        """Landmark displacements between two frames of training clips (noise without pairs)."""
+        if self.pairs is None:
+            return (torch.rand(n, self.space.dim) * 2 - 1).to(self.device) * 0.01
+        i, j = self._pair_rows(n)
+        return (self.pairs.conds[j] - self.pairs.conds[i]).to(self.device)
+
+    def _next_pairs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(frames i in [-1, 1], frames j in [-1, 1], labels of j) from the paired clips."""
+        n = self.cfg.pair_batch or self.cfg.batch_size
+        i, j = self._pair_rows(n)
+        src = self.pairs.images[i].to(self.device).float() / 127.5 - 1.0
+        dst = self.pairs.images[j].to(self.device).float() / 127.5 - 1.0
+        return src, dst, self.pairs.conds[j].to(self.device)
 
     def _jitter(self, cond: torch.Tensor) -> torch.Tensor:
         """Add uniform noise (``cond_noise`` on the normalised scale) and keep values valid."""
@@ -419,6 +522,13 @@ class GANimationTrainer:
         att_tv = total_variation(att) + total_variation(att_rec)
         loss = (g_adv + cfg.lambda_cond * g_cond + cfg.lambda_cyc * cycle
                 + self.lambda_mask * att_mean + cfg.lambda_tv * att_tv)
+        pair = None
+        if self.pairs is not None:
+            src, dst, c_dst = self._next_pairs()
+            with autocast(self.device, cfg.amp):
+                moved, _ = self.G(src, c_dst)
+            pair = (moved.float() - dst).abs().mean()
+            loss = loss + cfg.lambda_pair * pair
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
@@ -427,6 +537,8 @@ class GANimationTrainer:
         stats = {"g_adv": _f(g_adv), "g_cond": _f(g_cond), "cycle": _f(cycle),
                  "att_mean_loss": _f(att_mean), "att_tv": _f(att_tv),
                  "attention_mean": _f(att.mean())}
+        if pair is not None:
+            stats["pair"] = _f(pair)
         return stats, fake.detach()
 
     def _guard_attention(self, attention_mean: float, steps: int) -> None:
@@ -541,6 +653,8 @@ class GANimationTrainer:
         atts = []
         for k in range(1, min(4, max(n - 1, 1)) + 1):
             target = src.conds.roll(k, 0).to(self.device)
+            if self.space.name == "landmarks68":  # own points + a clip's motion
+                target = src.conds.to(self.device) + self._landmark_motion(n)
             fake, att = self.G(real, target)
             cols.append(fake)
             atts.append(att.expand(-1, 3, -1, -1) * 2 - 1)
@@ -598,6 +712,22 @@ class GANimationTrainer:
         self.log.truncate_after(self.step)
         if self.cfg.progress:
             print(f"resumed from {folder} (step {self.step})", file=sys.stderr)
+
+
+def _load_matching(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Copy the tensors of ``state`` whose name and shape match; return the names left out.
+
+    Fine-tuning another architecture of the same family (``landmark_gan`` from ``ganimation``)
+    keeps everything but the first convolution (other input channels) and the critic's
+    regression head (other output size).
+    """
+    own = module.state_dict()
+    keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    missing = sorted(set(own) - set(keep))
+    if not keep:
+        raise DataError(f"init_from: no tensor of {type(module).__name__} matches")
+    module.load_state_dict({**own, **keep}, strict=True)
+    return missing
 
 
 def _f(t: torch.Tensor) -> float:

@@ -1,7 +1,9 @@
-"""Image translators: face + condition (AUs / emotions) -> animated face (registry ``TRANSLATORS``).
+"""Image translators: face + condition (AUs / emotions / landmarks) -> animated face (registry
+``TRANSLATORS``).
 
-Importing this package registers the built-in architecture ``ganimation`` (GANimation,
-Pumarola et al. ECCV 2018). :class:`Translator` is the user-facing model:
+Importing this package registers the built-in architectures ``ganimation`` (GANimation,
+Pumarola et al. ECCV 2018; AUs or emotions) and ``landmark_gan`` (the same generator driven by
+landmark heatmaps). :class:`Translator` is the user-facing model:
 
 >>> from speechface.translators import Translator               # doctest: +SKIP
 >>> tr = Translator.from_pretrained()                            # doctest: +SKIP
@@ -11,9 +13,10 @@ Pumarola et al. ECCV 2018). :class:`Translator` is the user-facing model:
 from ..registry import TRANSLATORS
 from .base import ImageTranslator, Translator
 from .ganimation import GANimationCritic, GANimationGenerator
+from .landmark_gan import LandmarkGenerator
 
 __all__ = ["ImageTranslator", "Translator", "GANimationGenerator", "GANimationCritic",
-           "create_translator", "list_translators"]
+           "LandmarkGenerator", "create_translator", "list_translators"]
 
 
 def create_translator(name: str = "ganimation", **kwargs: object) -> ImageTranslator:

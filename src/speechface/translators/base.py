@@ -67,7 +67,8 @@ class ImageTranslator(Estimator):
     image, not feature frames (``in_features`` is the 3 colour channels).
 
     Args:
-        space: conditioning space (``"au17"`` or ``"emotion8"``); ``cond_dim = space.dim``.
+        space: conditioning space (``"au17"``, ``"emotion8"`` or ``"landmarks68"``);
+            ``cond_dim = space.dim``.
         image_size: square input size the network is built for (a multiple of 4).
 
     Subclasses implement ``forward(img, cond) -> (out, attention)`` (see the module docstring).
@@ -78,9 +79,9 @@ class ImageTranslator(Estimator):
 
     def __init__(self, space: str = "au17", image_size: int = 128) -> None:
         super().__init__(in_features=3, space=space)
-        if self.space.name not in ("au17", "emotion8"):
-            raise ValueError(f"an image translator is conditioned on au17 or emotion8, "
-                             f"not {self.space.name!r}")
+        if self.space.name not in ("au17", "emotion8", "landmarks68"):
+            raise ValueError(f"an image translator is conditioned on au17, emotion8 or "
+                             f"landmarks68, not {self.space.name!r}")
         if not isinstance(image_size, int) or image_size < 8 or image_size % 4:
             raise ValueError(f"image_size must be an int >= 8 divisible by 4, got {image_size!r}")
         self.image_size = image_size
@@ -104,6 +105,19 @@ class ImageTranslator(Estimator):
         """``(B, D)`` space values -> normalised ``(B, D, H, W)`` maps the size of ``img``."""
         c = self.normalize_condition(cond).to(img.dtype)
         return c[:, :, None, None].expand(-1, -1, img.shape[-2], img.shape[-1])
+
+    @property
+    def condition_channels(self) -> int:
+        """Channels :meth:`encode_condition` gives (``cond_dim`` for the tiled vector)."""
+        return self.cond_dim
+
+    def encode_condition(self, cond: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        """The condition as image-sized maps fed with the RGB input: :meth:`tile_condition`.
+
+        Architectures with a spatial encoding (landmark heatmaps) override this together with
+        :attr:`condition_channels`.
+        """
+        return self.tile_condition(cond, img)
 
     def check_inputs(self, img: torch.Tensor, cond: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``img`` is ``(B, 3, H, W)`` and ``cond`` is ``(B, D)``."""

@@ -84,7 +84,7 @@ class GANimationGenerator(ImageTranslator):
                              f"{repeat_num}")
         c = conv_dim
         layers: list[nn.Module] = [
-            nn.Conv2d(3 + self.cond_dim, c, 7, 1, 3, bias=False),
+            nn.Conv2d(3 + self.condition_channels, c, 7, 1, 3, bias=False),
             nn.InstanceNorm2d(c, affine=True),
             nn.ReLU(inplace=True),
         ]
@@ -105,7 +105,7 @@ class GANimationGenerator(ImageTranslator):
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(colour (B, 3, S, S) in [-1, 1], attention (B, 1, S, S) in (0, 1))``."""
         self.check_inputs(img, cond)
-        feats = self.main(torch.cat([img, self.tile_condition(cond, img)], dim=1))
+        feats = self.main(torch.cat([img, self.encode_condition(cond, img)], dim=1))
         return self.colour(feats), self.attention(feats)
 
 
