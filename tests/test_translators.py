@@ -114,8 +114,8 @@ def test_condition_normalisation_and_hparams():
 
 
 def test_bad_network_arguments():
-    with pytest.raises(ValueError, match="au17 or emotion8"):
-        GANimationGenerator(space="landmarks68", **TINY)
+    with pytest.raises(UnknownNameError, match="emotion2"):
+        GANimationGenerator(space="emotion2", **TINY)
     with pytest.raises(ValueError, match="divisible by 4"):
         GANimationGenerator(image_size=30, conv_dim=8, repeat_num=1)
     with pytest.raises(UnknownNameError, match="ganimation"):

@@ -15,9 +15,13 @@ __all__ = ["DEFAULT_MODELS", "packaged_dir", "list_pretrained", "pretrained_info
 
 _HERE = Path(__file__).parent
 
-#: The model loaded by ``from_pretrained()`` with no argument, per conditioning space / family.
+#: The model loaded by ``from_pretrained()`` with no argument, per conditioning space / family;
+#: ``animate_<space>`` is the estimator :func:`speechface.animate` drives translators with when
+#: it differs (the translators are trained on the MediaPipe AU proxy, not OpenFace-calibrated
+#: values), ``translator_<space>`` the translator for that space.
 DEFAULT_MODELS: dict[str, str] = {
     "au17": "cnn.au17-mediapipe-openface",
+    "animate_au17": "dcnn.au17-mediapipe",
     "emotion8": "dcnn.emotion8-ravdess",
     "landmarks68": "cnn_gru.landmarks68-mediapipe",
     "expression": "fer_cnn.ferplus",

@@ -76,7 +76,7 @@ from .common import (
 
 __all__ = ["GANimationTrainConfig", "GANimationTrainer", "FaceTensors", "load_face_tensors",
            "total_variation", "gradient_penalty", "evaluate_translator", "au_sweep_figure",
-           "CRITIC_WEIGHTS"]
+           "evaluate_pairs", "pairs_figure", "CRITIC_WEIGHTS"]
 
 #: File name of the critic's weights inside a checkpoint folder (beside the translator's).
 CRITIC_WEIGHTS = "critic.safetensors"
@@ -915,6 +915,99 @@ def au_sweep_figure(translator: Translator, faces: np.ndarray, conds: np.ndarray
     with Image.open(buf) as im, atomic_path(path) as tmp:  # 256-colour palette: ~4x smaller
         im.convert("RGB").quantize(256).save(tmp, format="PNG", optimize=True)
     return measured
+
+
+def _pick_pairs(clips: Any, per_clip: int, seed: int) -> list[tuple[int, list[int]]]:
+    """Per clip: its first labelled frame (the "photo") and ``per_clip`` random other frames."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for ix in clips.frames_of():
+        ix = ix.tolist()
+        if len(ix) < 2:
+            continue
+        others = rng.choice(ix[1:], size=min(per_clip, len(ix) - 1), replace=False)
+        out.append((ix[0], sorted(int(i) for i in others)))
+    return out
+
+
+def evaluate_pairs(translator: Translator, clips: Any, *, per_clip: int = 8, seed: int = 0,
+                   batch_size: int = 32) -> dict[str, Any]:
+    """Image error of a translator against **real video frames** of held-out clips.
+
+    For every clip the first labelled frame plays the photo; for ``per_clip`` other frames the
+    translator gets that photo and the other frame's labels (AUs or landmarks, from the
+    teacher) and its output is compared with the real frame: MSE and L1 on the 0-255 scale,
+    over the whole crop and over the mouth region (lower middle: rows 55-95 %, columns
+    25-75 % of the crop). Baseline: the unchanged photo (what "do nothing" scores); head motion
+    and lighting changes between frames are part of both errors.
+
+    Args:
+        translator: a translator of the clips' space, at their crop size.
+        clips: :class:`~speechface.data.prepare_frames.FrameClips` (held-out groups).
+
+    Returns:
+        JSON-plain dict: ``n_clips``, ``n_pairs``, ``mse_255``, ``l1_255``, ``mouth_l1_255``,
+        the same with ``_unchanged`` for the baseline, and ``per_clip_l1``.
+    """
+    pairs = _pick_pairs(clips, per_clip, seed)
+    if not pairs:
+        raise DataError("evaluate_pairs: no clip with 2 or more frames")
+    src_rows = [s for s, others in pairs for _ in others]
+    dst_rows = [d for _, others in pairs for d in others]
+    src = clips.images[src_rows].permute(0, 2, 3, 1).numpy()
+    dst = clips.images[dst_rows].permute(0, 2, 3, 1).numpy().astype(np.float32)
+    out = translator.translate(src, clips.conds[dst_rows].numpy(), batch_size=batch_size)
+    out = out.astype(np.float32)
+    size = src.shape[1]
+    r0, r1, c0, c1 = int(0.55 * size), int(0.95 * size), int(0.25 * size), int(0.75 * size)
+
+    def errs(img: np.ndarray) -> dict[str, np.ndarray]:
+        d = img - dst
+        return {"mse": (d ** 2).mean((1, 2, 3)), "l1": np.abs(d).mean((1, 2, 3)),
+                "mouth": np.abs(d[:, r0:r1, c0:c1]).mean((1, 2, 3))}
+
+    gen, keep = errs(out), errs(src.astype(np.float32))
+    counts = [len(o) for _, o in pairs]
+    per_clip_l1 = np.split(gen["l1"], np.cumsum(counts)[:-1])
+    return {"n_clips": len(pairs), "n_pairs": len(dst_rows),
+            "mse_255": float(gen["mse"].mean()), "l1_255": float(gen["l1"].mean()),
+            "mouth_l1_255": float(gen["mouth"].mean()),
+            "mse_255_unchanged": float(keep["mse"].mean()),
+            "l1_255_unchanged": float(keep["l1"].mean()),
+            "mouth_l1_255_unchanged": float(keep["mouth"].mean()),
+            "per_clip_l1": [round(float(v.mean()), 3) for v in per_clip_l1]}
+
+
+def pairs_figure(translator: Translator, clips: Any, path: str | Path, *, n_clips: int = 4,
+                 per_clip: int = 4, seed: int = 0, cell: int = 96) -> Path:
+    """Save a grid: per held-out clip, the photo, then real frames over generated ones."""
+    from PIL import Image, ImageDraw
+
+    pairs = _pick_pairs(clips, per_clip, seed)
+    step = max(1, len(pairs) // n_clips)
+    pairs = pairs[::step][:n_clips]
+    rows = []
+    for src_row, others in pairs:
+        src = clips.images[src_row].permute(1, 2, 0).numpy()
+        real = clips.images[others].permute(0, 2, 3, 1).numpy()
+        fake = translator.translate(src, clips.conds[others].numpy())
+        pad = [np.zeros_like(src)] * (per_clip - len(others))
+        top = np.concatenate([src, *real, *pad], 1)
+        bottom = np.concatenate([np.full_like(src, 255), *fake, *pad], 1)
+        rows.append(np.concatenate([top, bottom], 0))
+    grid = np.concatenate(rows, 0)
+    scale = cell / clips.images.shape[-1]
+    im = Image.fromarray(grid).resize((int(grid.shape[1] * scale), int(grid.shape[0] * scale)),
+                                      Image.NEAREST)
+    canvas = Image.new("RGB", (im.width, im.height + 16), "white")
+    canvas.paste(im, (0, 16))
+    ImageDraw.Draw(canvas).text((4, 2), "photo (first frame) | real frames (top) / generated "
+                                "from the photo + their labels (bottom)", fill="black")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        canvas.quantize(256).save(tmp, format="PNG", optimize=True)
+    return path
 
 
 # --------------------------------------------------------------------------- command line
