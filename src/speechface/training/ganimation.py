@@ -129,7 +129,8 @@ class GANimationTrainConfig:
         pairs: a ``speechface prepare frames`` folder (paired video frames; "" = off);
             ``lambda_pair``: weight of their L1; ``pair_batch``: pairs per generator step
             (0 = ``batch_size``); ``pairs_val_fraction``: share of clips (whole speaker groups)
-            held out.
+            held out, or ``pairs_val_groups``: the held-out groups by name (e.g. those of the
+            speech estimators, so no speaker of their validation set is trained on).
         init_from: trained translator / checkpoint folder to start from ("" = random init).
         crop_margin, crop_shift: the framing of the training crops, recorded in the model's
             ``info`` so :func:`speechface.animate` cuts photos the same way (LFW faces128:
@@ -183,6 +184,7 @@ class GANimationTrainConfig:
     lambda_pair: float = 10.0
     pair_batch: int = 0
     pairs_val_fraction: float = 0.1
+    pairs_val_groups: list[str] | None = None
     init_from: str = ""
     crop_margin: float | None = None
     crop_shift: float | None = None
@@ -389,7 +391,12 @@ class GANimationTrainer:
         cfg = self.cfg
         clips = load_frame_clips(cfg.pairs, cfg.space, cfg.image_size)
         recs = [{"name": n, "speaker": g} for n, g in zip(clips.names, clips.groups)]
-        tr, va = group_split(recs, cfg.pairs_val_fraction, cfg.split_seed)
+        if cfg.pairs_val_groups is not None:
+            held = set(cfg.pairs_val_groups)
+            tr = [r for r in recs if r["speaker"] not in held]
+            va = [r for r in recs if r["speaker"] in held]
+        else:
+            tr, va = group_split(recs, cfg.pairs_val_fraction, cfg.split_seed)
         self.pairs = clips.select_groups({r["speaker"] for r in tr})
         self.pairs_val = clips.select_groups({r["speaker"] for r in va}) if va else None
         self.pair_index = [ix for ix in self.pairs.frames_of() if len(ix) >= 2]
@@ -411,8 +418,7 @@ class GANimationTrainer:
             skipped += _load_matching(self.D, load_file(str(folder / CRITIC_WEIGHTS)))
         self.translator.info = {**self.translator.info, "initialised_from": str(folder)}
         if skipped and self.cfg.progress:
-            print(f"init_from {folder}: kept the random init of {', '.join(skipped)} "
-                  "(other shapes)", file=sys.stderr)
+            print(f"init_from {folder}: not copied whole: {', '.join(skipped)}", file=sys.stderr)
 
     # ------------------------------------------------------------------ data
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -718,16 +724,27 @@ def _load_matching(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> l
     """Copy the tensors of ``state`` whose name and shape match; return the names left out.
 
     Fine-tuning another architecture of the same family (``landmark_gan`` from ``ganimation``)
-    keeps everything but the first convolution (other input channels) and the critic's
-    regression head (other output size).
+    keeps everything but the critic's regression head (other output size); of the first
+    convolution (other condition channels) the weights on the 3 image channels are copied and
+    those on the new condition channels start at zero, so the start model behaves like the
+    source model with the condition switched off.
     """
     own = module.state_dict()
     keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    missing = sorted(set(own) - set(keep))
     if not keep:
         raise DataError(f"init_from: no tensor of {type(module).__name__} matches")
+    partial = []
+    for k, v in state.items():  # a first conv with other condition channels: keep the RGB part
+        w = own.get(k)
+        if k in keep or w is None or w.ndim != 4 or v.ndim != 4 or w.shape[0] != v.shape[0] \
+                or w.shape[2:] != v.shape[2:] or min(w.shape[1], v.shape[1]) < 3:
+            continue
+        new = torch.zeros_like(w)
+        new[:, :3] = v[:, :3]          # the image channels; the new condition channels start at 0
+        keep[k] = new
+        partial.append(f"{k} (RGB channels copied, condition channels zero)")
     module.load_state_dict({**own, **keep}, strict=True)
-    return missing
+    return partial + sorted(set(own) - set(keep))
 
 
 def _f(t: torch.Tensor) -> float:
