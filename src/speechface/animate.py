@@ -551,6 +551,12 @@ def _default_models(space: str | None, translator: Any, estimator: Any) -> tuple
     if translator is None:
         from .translators import Translator
 
+        if space == "landmarks68" and "translator_landmarks68" not in DEFAULT_MODELS:
+            raise ModelError("this version packages no landmark translator (the one trained on "
+                             "2 CPU cores did not learn to follow landmarks, see "
+                             "docs/model-quality.md); train one with configs/"
+                             "landmark_gan_faces64.yaml and pass it as translator= (command "
+                             "line: --translator)")
         key = f"translator_{space}" if space and f"translator_{space}" in DEFAULT_MODELS \
             else "translator"
         try:
