@@ -23,8 +23,8 @@ Two additions beyond the paper, both off by default:
 - ``pairs``: a ``speechface prepare frames`` folder of talking-face video crops. Each generator
   step also takes frames ``i`` and ``j`` of one clip and adds ``lambda_pair * |G(x_i, c_j) -
   x_j|`` (L1): the same face with another expression is a direct target that still photos
-  cannot give. Clips are split by speaker group (``pairs_val_fraction``); the held-out groups
-  are recorded in the model's ``info``.
+  cannot give. Clips are split by speaker group (``pairs_val_groups``, or a random
+  ``pairs_val_fraction``); the held-out groups are recorded in the model's ``info``.
 - ``init_from``: start from a trained translator folder or a checkpoint folder (fine-tuning;
   the critic too when the folder has ``critic.safetensors``).
 
@@ -357,7 +357,7 @@ class GANimationTrainer:
         for key in ("crop_margin", "crop_shift"):
             if getattr(cfg, key) is not None:
                 info[key] = float(getattr(cfg, key))
-        self.pairs = self.pairs_val = None
+        self.pairs = None
         if cfg.pairs:
             self._setup_pairs(info)
         self.translator = Translator.create(cfg.arch, space=cfg.space,
@@ -398,7 +398,6 @@ class GANimationTrainer:
         else:
             tr, va = group_split(recs, cfg.pairs_val_fraction, cfg.split_seed)
         self.pairs = clips.select_groups({r["speaker"] for r in tr})
-        self.pairs_val = clips.select_groups({r["speaker"] for r in va}) if va else None
         self.pair_index = [ix for ix in self.pairs.frames_of() if len(ix) >= 2]
         if not self.pair_index:
             raise DataError(f"{cfg.pairs}: no training clip with 2 or more labelled frames")
@@ -436,11 +435,11 @@ class GANimationTrainer:
         t = torch.as_tensor(idx, dtype=torch.long)
         img = self.train_data.images[t].to(self.device).float() / 127.5 - 1.0
         cond = self.train_data.conds[t].to(self.device)
-        if cfg.flip and self.space.name != "landmarks68":
+        if self.space.name == "landmarks68":  # no flips: they would swap left and right points
+            return img, cond, cond + self._landmark_motion(len(idx))
+        if cfg.flip:
             flip = torch.rand(len(idx)) < 0.5
             img[flip] = img[flip].flip(-1)
-        if self.space.name == "landmarks68":
-            return img, cond, cond + self._landmark_motion(len(idx))
         other = torch.randint(0, n, (len(idx),))
         target = self._jitter(self.train_data.conds[other].to(self.device))
         return img, cond, target
