@@ -253,8 +253,8 @@ def test_animate_with_a_landmark_translator(tmp_path) -> None:
     with pytest.raises(ValueError, match="space"):
         animate(wave, EXAMPLES / "astronaut.jpg", est, tr, sample_rate=16000, space="au99",
                 progress=False)
-    with pytest.raises(ModelError, match="landmark translator"):   # none is packaged yet
-        animate(wave, EXAMPLES / "astronaut.jpg", space="landmarks68", sample_rate=16000,
+    with pytest.raises(ValueError, match="lipsync"):
+        animate(wave, EXAMPLES / "astronaut.jpg", est, tr, sample_rate=16000, lipsync=True,
                 progress=False)
 
 

@@ -544,6 +544,57 @@ def _own_landmarks(face: np.ndarray) -> np.ndarray:
     return landmarks68_from_478(obs.landmarks, (0.0, 0.0, 1.0, 1.0))
 
 
+def _frame_values(estimator: Any, wave: np.ndarray, dynamics: bool
+                  ) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    """``(prediction, per-frame values, gain)``: utterance-level outputs held for every frame,
+    the estimator's recorded dynamics gain applied when ``dynamics``."""
+    pred = estimator.predict(wave, AUDIO_RATE)
+    values = np.asarray(pred.values, dtype=np.float32)
+    n = max(1, int(len(wave) * float(pred.fps) // AUDIO_RATE))
+    if not pred.frame_level or len(values) == 1:  # utterance-level: hold it for every frame
+        values = np.repeat(values[:1], n, axis=0)
+    gain = dynamics_gain(estimator) if dynamics else None
+    if gain is not None and len(values) > 1:
+        values = expand_dynamics(values, pred.space, gain)
+    return pred, values, gain
+
+
+def _fit_length(values: np.ndarray, n: int) -> np.ndarray:
+    """``values`` cut or padded (last row repeated) to ``n`` rows."""
+    if len(values) >= n:
+        return values[:n]
+    return np.concatenate([values, np.repeat(values[-1:], n - len(values), axis=0)])
+
+
+def _landmark_targets(values: np.ndarray, own: np.ndarray, smoothing: float,
+                      expressiveness: float, strength: float) -> np.ndarray:
+    """Predicted landmarks -> targets on the photo's own points (smoothed, widened, scaled)."""
+    cond = smooth_conditions(values, float(smoothing))
+    cond = expand_dynamics(cond, "landmarks68", float(expressiveness))
+    cond = retarget_landmarks(cond, own)
+    return own + np.float32(strength) * (cond - own)
+
+
+def _check_lip_framing(lip_translator: Any, margin: float, shift: float) -> None:
+    """The lip-sync translator works on the main translator's crop: their framing must agree."""
+    if lip_translator.space.name != "landmarks68":
+        raise ModelError(f"lipsync needs a landmarks68 translator, got "
+                         f"{lip_translator.space.name}")
+    info = getattr(lip_translator, "info", None) or {}
+    lm, ls = float(info.get("crop_margin", DEFAULT_MARGIN)), float(info.get("crop_shift", 0.0))
+    if abs(lm - margin) > 0.02 or abs(ls - shift) > 0.02:
+        raise ModelError(f"lipsync translator {getattr(lip_translator, 'name', '?')} was trained "
+                         f"on crops with margin {lm:g} / shift {ls:g}, the face translator's "
+                         f"crop has {margin:g} / {shift:g}; pass lipsync=False or a matching "
+                         f"translator")
+
+
+def _packaged_defaults() -> dict[str, str]:
+    from .pretrained import DEFAULT_MODELS
+
+    return DEFAULT_MODELS
+
+
 def _default_models(space: str | None, translator: Any, estimator: Any) -> tuple[Any, Any]:
     """Fill in the packaged translator / estimator for ``space`` (see :func:`animate`)."""
     from .pretrained import DEFAULT_MODELS
@@ -552,11 +603,9 @@ def _default_models(space: str | None, translator: Any, estimator: Any) -> tuple
         from .translators import Translator
 
         if space == "landmarks68" and "translator_landmarks68" not in DEFAULT_MODELS:
-            raise ModelError("this version packages no landmark translator (the one trained on "
-                             "2 CPU cores did not learn to follow landmarks, see "
-                             "docs/model-quality.md); train one with configs/"
-                             "landmark_gan_faces64.yaml and pass it as translator= (command "
-                             "line: --translator)")
+            raise ModelError("this version packages no landmark translator; train one with "
+                             "configs/landmark_warp_faces64.yaml and pass it as translator= "
+                             "(command line: --translator)")
         key = f"translator_{space}" if space and f"translator_{space}" in DEFAULT_MODELS \
             else "translator"
         try:
@@ -578,7 +627,7 @@ def _default_models(space: str | None, translator: Any, estimator: Any) -> tuple
 def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = None, *,
             sample_rate: int | None = None, space: str | None = None, smoothing: float = 0.0,
             strength: float = 1.0, expressiveness: float = 1.0, dynamics: bool = True,
-            side_by_side: bool = False,
+            side_by_side: bool = False, lipsync: Any = None,
             face_index: int | None = None, margin: float | None = None,
             feather: float = DEFAULT_FEATHER, batch_size: int = 16, fast: Any = None,
             progress: bool = True) -> Animation:
@@ -612,6 +661,13 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             restores the range of movement its training targets had). No effect for models
             that record none.
         side_by_side: frames show the input photo on the left and the animation on the right.
+        lipsync: mouth motion for ``au17`` / ``emotion8`` animations: each rendered face is
+            also moved onto landmark targets predicted from the speech (the landmark estimator
+            and a ``landmarks68`` warping translator, as in ``space="landmarks68"``). None (the
+            default) = on when neither ``translator`` nor an explicit landmark path is given
+            and the packaged landmark translator exists; True = the packaged one; a
+            ``landmarks68`` :class:`~speechface.translators.Translator` = that one; False = off.
+            Its crop framing must match the main translator's.
         face_index: which face to animate, counted left to right (0 = leftmost); None = the
             largest face.
         margin: face crop margin (see :func:`~speechface.face.crop_face`); None = the
@@ -664,25 +720,25 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
 
     if space is not None and space not in ("au17", "emotion8", "landmarks68"):
         raise ValueError(f"space must be au17, emotion8 or landmarks68, got {space!r}")
+    user_translator = translator
     translator, estimator = _default_models(space, translator, estimator)
 
-    pred = estimator.predict(wave, AUDIO_RATE)
-    values = np.asarray(pred.values, dtype=np.float32)
+    pred, values, gain = _frame_values(estimator, wave, dynamics)
     fps = float(pred.fps)
-    n = max(1, int(len(wave) * fps // AUDIO_RATE))
-    if not pred.frame_level or len(values) == 1:  # utterance-level: hold it for every frame
-        values = np.repeat(values[:1], n, axis=0)
-    gain = dynamics_gain(estimator) if dynamics else None
-    if gain is not None and len(values) > 1:
-        values = expand_dynamics(values, pred.space, gain)
     landmark_path = translator.space.name == "landmarks68"
     if landmark_path and pred.space != "landmarks68":
         raise ModelError(f"the landmark translator needs a landmarks68 estimator, got {pred.space}")
-    cond = values if landmark_path else _convert_space(values, pred.space, translator.space)
-    cond = smooth_conditions(cond, float(smoothing))
-    cond = expand_dynamics(cond, translator.space, float(expressiveness))
     if not landmark_path:
+        cond = _convert_space(values, pred.space, translator.space)
+        cond = smooth_conditions(cond, float(smoothing))
+        cond = expand_dynamics(cond, translator.space, float(expressiveness))
         cond = scale_conditions(cond, translator.space, float(strength))
+    if lipsync is None:   # the default pipeline gets the packaged lip-sync stage
+        lipsync = user_translator is None and not landmark_path and \
+            "translator_landmarks68" in _packaged_defaults()
+    elif lipsync is not False and landmark_path:
+        raise ValueError("lipsync adds landmark-driven mouth motion to au17 / emotion8 "
+                         "animations; a landmarks68 animation has it already")
 
     t_info = getattr(translator, "info", None) or {}
     if margin is None:
@@ -692,9 +748,17 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
     if crop.side > MAX_FACE_SIDE:
         crop = crop_face(photo, box, margin=margin, size=MAX_FACE_SIDE, shift=shift)
     if landmark_path:  # the speech's motion on the photo's own points, scaled by ``strength``
-        own = _own_landmarks(crop.image)
-        cond = retarget_landmarks(cond, own)
-        cond = own + np.float32(strength) * (cond - own)
+        cond = _landmark_targets(values, _own_landmarks(crop.image), smoothing, expressiveness,
+                                 strength)
+    lips = None
+    if lipsync:
+        lip_tr, lip_est = _default_models("landmarks68", None if lipsync is True else lipsync,
+                                          None)
+        _check_lip_framing(lip_tr, margin, shift)
+        _, lip_values, _ = _frame_values(lip_est, wave, dynamics)
+        lip_values = _fit_length(lip_values, len(cond))
+        lips = (lip_tr, _landmark_targets(lip_values, _own_landmarks(crop.image), smoothing,
+                                          expressiveness, strength))
 
     fast_options = None
     if fast:
@@ -717,6 +781,10 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             else:
                 faces_out[start:stop] = fast_translate(translator, crop.image[None],
                                                        cond[start:stop], fast_options)
+            if lips is not None:  # the mouth: move the rendered faces onto the lip targets
+                faces_out[start:stop] = lips[0].translate(faces_out[start:stop],
+                                                          lips[1][start:stop],
+                                                          batch_size=batch_size)
             if bar is not None:
                 bar.update(stop - start)
     finally:
@@ -728,6 +796,7 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             "translator": getattr(translator, "name", type(translator).__name__),
             "translator_pretrained": bool(getattr(translator, "pretrained", False)),
             "space": translator.space.name, "smoothing": float(smoothing),
+            "lipsync": None if lips is None else getattr(lips[0], "name", type(lips[0]).__name__),
             "dynamics_gain": None if gain is None else [round(float(g), 3) for g in gain],
             "strength": float(strength), "expressiveness": float(expressiveness),
             "margin": float(margin), "feather": float(feather)}
@@ -770,6 +839,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                         "landmarks68 the landmark translator) for it (default au17)")
     p.add_argument("--no-dynamics", action="store_true",
                    help="do not apply the estimator's recorded dynamics gain")
+    p.add_argument("--no-lipsync", action="store_true",
+                   help="au17/emotion8: no landmark-driven mouth motion on top of the "
+                        "expression (default: on with the packaged models)")
     p.add_argument("--strength", type=float, default=1.0,
                    help="expression strength relative to neutral (default 1; 0 = neutral)")
     p.add_argument("--side-by-side", action="store_true",
@@ -806,6 +878,7 @@ def _run_animate(args: argparse.Namespace) -> int:
     anim = animate(args.speech, args.image, estimator, translator, smoothing=args.smoothing,
                    strength=args.strength, expressiveness=args.expressiveness,
                    dynamics=not args.no_dynamics, space=args.space, fast=_fast_options(args),
+                   lipsync=False if args.no_lipsync else None,
                    side_by_side=args.side_by_side,
                    face_index=args.face_index, batch_size=args.batch_size,
                    progress=not args.quiet)

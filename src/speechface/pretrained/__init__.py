@@ -26,6 +26,7 @@ DEFAULT_MODELS: dict[str, str] = {
     "landmarks68": "cnn_gru.landmarks68-mediapipe",
     "expression": "fer_cnn.ferplus",
     "translator": "ganimation.lfw64-mediapipe",
+    "translator_landmarks68": "landmark_warp.lfw64-pairs",
 }
 
 

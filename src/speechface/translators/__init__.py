@@ -2,8 +2,9 @@
 ``TRANSLATORS``).
 
 Importing this package registers the built-in architectures ``ganimation`` (GANimation,
-Pumarola et al. ECCV 2018; AUs or emotions) and ``landmark_gan`` (the same generator driven by
-landmark heatmaps). :class:`Translator` is the user-facing model:
+Pumarola et al. ECCV 2018; AUs or emotions), ``landmark_gan`` (the same generator driven by
+landmark heatmaps) and ``landmark_warp`` (a U-Net that moves the face's pixels onto target
+landmarks: flow + attention + colour). :class:`Translator` is the user-facing model:
 
 >>> from speechface.translators import Translator               # doctest: +SKIP
 >>> tr = Translator.from_pretrained()                            # doctest: +SKIP
@@ -14,9 +15,10 @@ from ..registry import TRANSLATORS
 from .base import ImageTranslator, Translator
 from .ganimation import GANimationCritic, GANimationGenerator
 from .landmark_gan import LandmarkGenerator
+from .landmark_warp import LandmarkWarpGenerator
 
 __all__ = ["ImageTranslator", "Translator", "GANimationGenerator", "GANimationCritic",
-           "LandmarkGenerator", "create_translator", "list_translators"]
+           "LandmarkGenerator", "LandmarkWarpGenerator", "create_translator", "list_translators"]
 
 
 def create_translator(name: str = "ganimation", **kwargs: object) -> ImageTranslator:

@@ -136,6 +136,17 @@ class ImageTranslator(Estimator):
         """
         raise NotImplementedError(f"{type(self).__name__} has no colour/attention split")
 
+    def forward_warp(self, img: torch.Tensor, cond: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(colour, attention, flow)``: :meth:`forward_parts` and no flow (``None``).
+
+        Warping architectures return a ``(B, 2, H, W)`` flow in ``grid_sample`` units (the
+        input is sampled at identity + flow before the attention blend); the user-facing
+        :meth:`Translator.translate` then warps the full-resolution image with it.
+        """
+        colour, attention = self.forward_parts(img, cond)
+        return colour, attention, None
+
     def forward(self, img: torch.Tensor, cond: torch.Tensor  # type: ignore[override]
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """``img (B, 3, H, W)`` in [-1, 1], ``cond (B, D)`` space values -> ``(out, attention)``.
@@ -362,7 +373,8 @@ class Translator(PretrainedMixin, nn.Module):
 
         The network runs at ``image_size``; its attention and colour maps are resized back
         and composed with the **original-resolution** input (``A * face + (1 - A) * colour``),
-        so pixels the network keeps (attention near 1) keep their full detail.
+        so pixels the network keeps (attention near 1) keep their full detail. A warping
+        network's flow moves the original-resolution pixels first.
 
         Args:
             faces: uint8 RGB ``(N, H, W, 3)`` (or one ``(H, W, 3)``) numpy array or tensor,
@@ -413,11 +425,15 @@ class Translator(PretrainedMixin, nn.Module):
                 hi = imgs.to(dev).expand(k, -1, -1, -1) if n_img == 1 else imgs[start:stop].to(dev)
                 lo = small_one.expand(k, -1, -1, -1) if small_one is not None else self._resize(hi, s)
                 cc = c.expand(k, -1) if n_cond == 1 else c[start:stop]
-                colour, a, split = self._parts(lo * 2 - 1, cc.to(dev))
+                colour, a, flow, split = self._parts(lo * 2 - 1, cc.to(dev))
                 if (h, w) != (s, s):
                     a = self._resize(a, (h, w)).clamp(0, 1)
                     colour = self._resize(colour, (h, w))
                 colour = (colour.clamp(-1, 1) + 1) / 2
+                if flow is not None:
+                    from .landmark_warp import warp_image
+
+                    hi = warp_image(hi, flow)
                 out = a * hi + (1 - a) * colour if split else colour
                 outs.append((out.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
                             .permute(0, 2, 3, 1).cpu().numpy())
@@ -431,14 +447,15 @@ class Translator(PretrainedMixin, nn.Module):
         return (images, attention) if return_attention else images
 
     def _parts(self, img: torch.Tensor, cond: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """``(colour, attention, split)``; without a colour/attention split, colour = output."""
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, bool]:
+        """``(colour, attention, flow, split)``; without a colour/attention split, colour =
+        output; ``flow`` is None unless the network warps."""
         try:
-            colour, att = self.network.forward_parts(img, cond)
-            return colour, att, True
+            colour, att, flow = self.network.forward_warp(img, cond)
+            return colour, att, flow, True
         except NotImplementedError:
             out, att = self.network(img, cond)
-            return out, att, False
+            return out, att, None, False
 
     @staticmethod
     def _resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
