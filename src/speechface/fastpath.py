@@ -156,9 +156,9 @@ def accelerated(translator: Any, options: FastOptions) -> Iterator[None]:
     if options.compile:
         fn = _COMPILED.get(net)
         if fn is None:
-            fn = torch.compile(type(net).forward_parts.__get__(net), dynamic=False)
+            fn = torch.compile(type(net).forward_warp.__get__(net), dynamic=False)
             _COMPILED[net] = fn
-        net.forward_parts = fn
+        net.forward_warp = fn
         patched = True
     dev = translator.device.type
     autocast = (torch.autocast(dev, dtype=torch.bfloat16) if options.bf16
@@ -168,7 +168,7 @@ def accelerated(translator: Any, options: FastOptions) -> Iterator[None]:
             yield
     finally:
         if patched:
-            del net.forward_parts
+            del net.forward_warp
         if options.channels_last:
             net.to(memory_format=torch.contiguous_format)
 
