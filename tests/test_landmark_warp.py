@@ -174,6 +174,12 @@ def test_default_animation_adds_lipsync_and_it_can_be_turned_off(tmp_path) -> No
     motion_on = on.frames.astype(np.float32).std(0).mean()
     motion_off = off.frames.astype(np.float32).std(0).mean()
     assert motion_on > 2 * motion_off                   # the mouth stage adds visible motion
+    wide = animate(wave, EXAMPLES / "astronaut.jpg", sample_rate=16000, margin=0.35,
+                   progress=False)
+    assert wide.info["lipsync"] is None                 # steps aside for another framing
+    named = animate(wave, EXAMPLES / "astronaut.jpg", sample_rate=16000,
+                    lipsync="landmark_warp.lfw64-pairs", progress=False)
+    np.testing.assert_array_equal(named.frames[:5], on.frames[:5])
     bad = Translator.create("landmark_warp", space="landmarks68", image_size=32, conv_dim=8,
                             depth=2)
     bad.info = {"crop_margin": 0.35}

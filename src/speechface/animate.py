@@ -575,24 +575,25 @@ def _landmark_targets(values: np.ndarray, own: np.ndarray, smoothing: float,
     return own + np.float32(strength) * (cond - own)
 
 
-def _check_lip_framing(lip_translator: Any, margin: float, shift: float) -> None:
-    """The lip-sync translator works on the main translator's crop: their framing must agree."""
+def _check_lip_framing(lip_translator: Any, margin: float, shift: float, *,
+                       quiet: bool = False) -> bool:
+    """The lip-sync translator works on the main translator's crop: their framing must agree.
+
+    Returns True when it does; otherwise raises ModelError (``quiet``: returns False).
+    """
     if lip_translator.space.name != "landmarks68":
         raise ModelError(f"lipsync needs a landmarks68 translator, got "
                          f"{lip_translator.space.name}")
     info = getattr(lip_translator, "info", None) or {}
     lm, ls = float(info.get("crop_margin", DEFAULT_MARGIN)), float(info.get("crop_shift", 0.0))
     if abs(lm - margin) > 0.02 or abs(ls - shift) > 0.02:
+        if quiet:
+            return False
         raise ModelError(f"lipsync translator {getattr(lip_translator, 'name', '?')} was trained "
                          f"on crops with margin {lm:g} / shift {ls:g}, the face translator's "
                          f"crop has {margin:g} / {shift:g}; pass lipsync=False or a matching "
                          f"translator")
-
-
-def _packaged_defaults() -> dict[str, str]:
-    from .pretrained import DEFAULT_MODELS
-
-    return DEFAULT_MODELS
+    return True
 
 
 def _default_models(space: str | None, translator: Any, estimator: Any) -> tuple[Any, Any]:
@@ -665,9 +666,10 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             also moved onto landmark targets predicted from the speech (the landmark estimator
             and a ``landmarks68`` warping translator, as in ``space="landmarks68"``). None (the
             default) = on when neither ``translator`` nor an explicit landmark path is given
-            and the packaged landmark translator exists; True = the packaged one; a
-            ``landmarks68`` :class:`~speechface.translators.Translator` = that one; False = off.
-            Its crop framing must match the main translator's.
+            and the packaged landmark translator exists (and is skipped if ``margin`` asks
+            for another framing than its own); True = the packaged one; a ``landmarks68``
+            :class:`~speechface.translators.Translator`, model name or folder = that one;
+            False = off. Its crop framing must match the main translator's (else ModelError).
         face_index: which face to animate, counted left to right (0 = leftmost); None = the
             largest face.
         margin: face crop margin (see :func:`~speechface.face.crop_face`); None = the
@@ -733,14 +735,12 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         cond = smooth_conditions(cond, float(smoothing))
         cond = expand_dynamics(cond, translator.space, float(expressiveness))
         cond = scale_conditions(cond, translator.space, float(strength))
-    if lipsync is None:   # the default pipeline gets the packaged lip-sync stage
-        lipsync = user_translator is None and not landmark_path and \
-            "translator_landmarks68" in _packaged_defaults()
-    elif lipsync is not False and landmark_path:
+    if lipsync is not None and lipsync is not False and landmark_path:
         raise ValueError("lipsync adds landmark-driven mouth motion to au17 / emotion8 "
                          "animations; a landmarks68 animation has it already")
 
     t_info = getattr(translator, "info", None) or {}
+    margin_given = margin is not None
     if margin is None:
         margin = float(t_info.get("crop_margin", DEFAULT_MARGIN))
     shift = float(t_info.get("crop_shift", 0.0))
@@ -751,10 +751,23 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         cond = _landmark_targets(values, _own_landmarks(crop.image), smoothing, expressiveness,
                                  strength)
     lips = None
-    if lipsync:
-        lip_tr, lip_est = _default_models("landmarks68", None if lipsync is True else lipsync,
-                                          None)
-        _check_lip_framing(lip_tr, margin, shift)
+    auto = lipsync is None
+    if auto:   # the default pipeline gets the packaged lip-sync stage
+        from .pretrained import DEFAULT_MODELS
+
+        lipsync = user_translator is None and not landmark_path and \
+            "translator_landmarks68" in DEFAULT_MODELS
+    if lipsync is not False:
+        lip_tr = None if isinstance(lipsync, bool) else lipsync
+        if isinstance(lipsync, (str, os.PathLike)):
+            from .translators import Translator
+
+            lip_tr = Translator.from_pretrained(lipsync)
+        lip_tr, lip_est = _default_models("landmarks68", lip_tr, None)
+        # automatic lip-sync steps aside for a crop margin the caller chose
+        if not _check_lip_framing(lip_tr, margin, shift, quiet=auto and margin_given):
+            lipsync = False
+    if lipsync is not False:
         _, lip_values, _ = _frame_values(lip_est, wave, dynamics)
         lip_values = _fit_length(lip_values, len(cond))
         lips = (lip_tr, _landmark_targets(lip_values, _own_landmarks(crop.image), smoothing,
