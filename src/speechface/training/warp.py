@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from .._io import atomic_path, write_json
 from ..errors import DataError
 from ..translators import Translator
-from ..translators.landmark_warp import identity_grid
+from ..translators.landmark_warp import identity_grid, warp_image
 from .cli import add_config_arguments, config_from_args, register_component
 from .common import CheckpointManager, CSVLogger, rng_state, seed_everything, set_rng_state
 
@@ -315,8 +315,6 @@ class LandmarkWarpTrainer:
         """Per-sample weighted L1 ``(B,)``, the regularisers' sum, and statistics."""
         cfg = self.cfg
         colour, att, flow = self.G.forward_warp(src, lm)
-        from ..translators.landmark_warp import warp_image
-
         b, _, h, w = src.shape
         mouth = torch.stack([lm[:, MOUTH].mean(1), lm[:, 68:][:, MOUTH].mean(1)], -1) * 2 - 1
         d2 = ((identity_grid(b, h, w, device=src.device) - mouth[:, None, None]) ** 2).sum(-1)
