@@ -46,7 +46,7 @@ from ..errors import DataError
 from ..spaces import get_space
 
 __all__ = ["LFW_MARGIN", "LFW_SHIFT", "FRAMES_FORMAT", "prepare_frames", "load_frame_clips",
-           "FrameClips", "build_prepare_frames_parser", "run_prepare_frames"]
+           "FrameClips", "random_pairs", "build_prepare_frames_parser", "run_prepare_frames"]
 
 #: Crop margin that reproduces the framing of ``../shared/data/faces128`` (LFW deep-funneled
 #: centre crops): median over 33 LFW faces of ``(128 / mesh box side - 1) / 2`` is 0.04.
@@ -209,6 +209,28 @@ class FrameClips:
         order = torch.argsort(self.clip, stable=True)
         counts = torch.bincount(self.clip, minlength=len(self.names)).tolist()
         return list(torch.split(order, counts))
+
+    def pair_index(self) -> list[torch.Tensor]:
+        """Row indices of the frames of each clip that has two or more (for frame pairs)."""
+        return [ix for ix in self.frames_of() if len(ix) >= 2]
+
+
+def random_pairs(index: list[torch.Tensor], n: int, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row indices ``(i, j)`` of ``n`` random frame pairs, each from one clip of ``index``
+    (:meth:`FrameClips.pair_index`); ``i == j`` is possible (an identity pair).
+
+    Example:
+        >>> i, j = random_pairs([torch.tensor([0, 1]), torch.tensor([2, 3, 4])], 5)
+        >>> bool(((i < 2) == (j < 2)).all())
+        True
+    """
+    rows_i, rows_j = [], []
+    for c in torch.randint(0, len(index), (n,), generator=generator).tolist():
+        a, b = torch.randint(0, len(index[c]), (2,), generator=generator).tolist()
+        rows_i.append(index[c][a])
+        rows_j.append(index[c][b])
+    return torch.stack(rows_i), torch.stack(rows_j)
 
 
 def load_frame_clips(root: str | os.PathLike[str], space: str = "au17",

@@ -76,7 +76,7 @@ from .common import (
 
 __all__ = ["GANimationTrainConfig", "GANimationTrainer", "FaceTensors", "load_face_tensors",
            "total_variation", "gradient_penalty", "evaluate_translator", "au_sweep_figure",
-           "evaluate_pairs", "pairs_figure", "CRITIC_WEIGHTS"]
+           "evaluate_pairs", "pairs_figure", "save_image_rows", "CRITIC_WEIGHTS"]
 
 #: File name of the critic's weights inside a checkpoint folder (beside the translator's).
 CRITIC_WEIGHTS = "critic.safetensors"
@@ -398,7 +398,7 @@ class GANimationTrainer:
         else:
             tr, va = group_split(recs, cfg.pairs_val_fraction, cfg.split_seed)
         self.pairs = clips.select_groups({r["speaker"] for r in tr})
-        self.pair_index = [ix for ix in self.pairs.frames_of() if len(ix) >= 2]
+        self.pair_index = self.pairs.pair_index()
         if not self.pair_index:
             raise DataError(f"{cfg.pairs}: no training clip with 2 or more labelled frames")
         info["pairs"] = {"frames": len(self.pairs), "clips": len(self.pair_index),
@@ -446,14 +446,9 @@ class GANimationTrainer:
 
     def _pair_rows(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Row indices ``(i, j)`` of ``n`` random frame pairs, each pair from one clip."""
-        clips = torch.randint(0, len(self.pair_index), (n,)).tolist()
-        rows_i, rows_j = [], []
-        for c in clips:
-            ix = self.pair_index[c]
-            a, b = torch.randint(0, len(ix), (2,)).tolist()
-            rows_i.append(ix[a])
-            rows_j.append(ix[b])
-        return torch.stack(rows_i), torch.stack(rows_j)
+        from ..data.prepare_frames import random_pairs
+
+        return random_pairs(self.pair_index, n)
 
     def _landmark_motion(self, n: int) -> torch.Tensor:
         """Landmark displacements between two frames of training clips (noise without pairs)."""
@@ -647,8 +642,6 @@ class GANimationTrainer:
         Target conditions are those of the other sample faces. Written to
         ``out_dir/samples/step-NNNNNNNNN.png`` unless ``path`` is given.
         """
-        from PIL import Image
-
         was = self.G.training
         self.G.eval()
         src = self.sample_src
@@ -664,15 +657,9 @@ class GANimationTrainer:
             cols.append(fake)
             atts.append(att.expand(-1, 3, -1, -1) * 2 - 1)
         rec, _ = self.G(cols[1], src.conds.to(self.device))
-        grid = torch.cat([torch.cat(cols + atts + [rec], dim=3)], dim=0)  # (n, 3, S, W)
-        grid = torch.cat(list(grid), dim=1)  # (3, n*S, W)
-        arr = ((grid.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         self.G.train(was)
         path = Path(path) if path is not None else self.out / "samples" / f"step-{self.step:09d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            Image.fromarray(arr).save(tmp, format="PNG")
-        return path
+        return save_image_rows(torch.cat(cols + atts + [rec], dim=3), path)
 
     # ------------------------------------------------------------------ checkpoints
     def _save_models(self, folder: Path) -> None:
@@ -717,6 +704,19 @@ class GANimationTrainer:
         self.log.truncate_after(self.step)
         if self.cfg.progress:
             print(f"resumed from {folder} (step {self.step})", file=sys.stderr)
+
+
+def save_image_rows(rows: torch.Tensor, path: str | Path) -> Path:
+    """Write ``rows (n, 3, S, W)`` in [-1, 1] as one PNG of ``n`` stacked rows (atomically)."""
+    from PIL import Image
+
+    grid = torch.cat(list(rows), dim=1)  # (3, n*S, W)
+    arr = ((grid.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
+    return path
 
 
 def _load_matching(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:

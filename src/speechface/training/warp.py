@@ -46,12 +46,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._io import atomic_path, write_json
+from .._io import write_json
+from ..data.prepare_frames import random_pairs
 from ..errors import DataError
 from ..translators import Translator
 from ..translators.landmark_warp import identity_grid, warp_image
 from .cli import add_config_arguments, config_from_args, register_component
 from .common import CheckpointManager, CSVLogger, rng_state, seed_everything, set_rng_state
+from .ganimation import load_face_tensors, save_image_rows
 
 __all__ = ["LandmarkWarpTrainConfig", "LandmarkWarpTrainer", "random_deformation"]
 
@@ -240,7 +242,6 @@ class LandmarkWarpTrainer:
             info.update(train_images=len(self.faces))
         elif cfg.images and cfg.batch_size:
             from ..data.faces import identity_split
-            from .ganimation import load_face_tensors
 
             data = load_face_tensors(cfg.images, cfg.labels, cfg.image_size, "landmarks68",
                                      progress=cfg.progress)
@@ -248,6 +249,8 @@ class LandmarkWarpTrainer:
             self.faces, self.val_faces = data.subset(tr), data.subset(va)
             info.update(train_images=len(self.faces), val_images=len(self.val_faces))
         self.pairs = self.val_pairs = None
+        self.pair_index: list[torch.Tensor] = []
+        self.val_index: list[torch.Tensor] = []
         if cfg.pairs and cfg.pair_batch:
             from ..data.prepare_frames import load_frame_clips
 
@@ -255,7 +258,8 @@ class LandmarkWarpTrainer:
             held = set(cfg.pairs_val_groups or [])
             self.pairs = clips.select_groups(set(clips.groups) - held)
             self.val_pairs = clips.select_groups(held) if held else None
-            self.pair_index = [ix for ix in self.pairs.frames_of() if len(ix) >= 2]
+            self.val_index = self.val_pairs.pair_index() if self.val_pairs is not None else []
+            self.pair_index = self.pairs.pair_index()
             if not self.pair_index:
                 raise DataError(f"{cfg.pairs}: no training clip with 2 or more labelled frames")
             info["pairs"] = {"frames": len(self.pairs), "clips": len(self.pair_index),
@@ -301,12 +305,7 @@ class LandmarkWarpTrainer:
                     gen: torch.Generator | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(frame i, frame j, landmarks of j) of ``n`` random pairs, each from one clip."""
-        rows_i, rows_j = [], []
-        for c in torch.randint(0, len(index), (n,), generator=gen).tolist():
-            a, b = torch.randint(0, len(index[c]), (2,), generator=gen).tolist()
-            rows_i.append(index[c][a])
-            rows_j.append(index[c][b])
-        i, j = torch.stack(rows_i), torch.stack(rows_j)
+        i, j = random_pairs(index, n, gen)
         return _to_unit(clips.images[i]), _to_unit(clips.images[j]), clips.conds[j].clone()
 
     # ------------------------------------------------------------------ loss
@@ -418,10 +417,8 @@ class LandmarkWarpTrainer:
         sets = []
         if self.val_faces is not None and len(self.val_faces):
             sets.append(("faces", self._face_batch(n, self.val_faces, gen)))
-        if self.val_pairs is not None and len(self.val_pairs):
-            index = [ix for ix in self.val_pairs.frames_of() if len(ix) >= 2]
-            if index:
-                sets.append(("pairs", self._pair_batch(n, self.val_pairs, index, gen)))
+        if self.val_index:
+            sets.append(("pairs", self._pair_batch(n, self.val_pairs, self.val_index, gen)))
         for key, (src, dst, lm) in sets:
             fake = torch.cat([self.G(s.to(self.device), c.to(self.device))[0].cpu()
                               for s, c in zip(src.split(64), lm.split(64))])
@@ -438,8 +435,6 @@ class LandmarkWarpTrainer:
         Rows are held-out deformed photos and held-out video pairs (training data when there
         are none). Written to ``out_dir/samples/step-NNNNNNNNN.png`` unless ``path`` is given.
         """
-        from PIL import Image
-
         was = self.G.training
         self.G.eval()
         gen = torch.Generator().manual_seed(self.cfg.seed + 1)
@@ -447,25 +442,18 @@ class LandmarkWarpTrainer:
         faces = self.val_faces if self.val_faces is not None and len(self.val_faces) else self.faces
         if faces is not None:
             rows.append(self._face_batch(4, faces, gen))
-        pairs, index = self.pairs, getattr(self, "pair_index", None)
-        if self.val_pairs is not None and len(self.val_pairs):
-            pairs, index = self.val_pairs, [ix for ix in self.val_pairs.frames_of() if len(ix) > 1]
-        if pairs is not None and index:
+        pairs, index = (self.val_pairs, self.val_index) if self.val_index else \
+            (self.pairs, self.pair_index)
+        if index:
             rows.append(self._pair_batch(4, pairs, index, gen))
         src, dst, lm = (torch.cat(t).to(self.device) for t in zip(*rows))
         colour, att, flow = self.G.forward_warp(src, lm)
-        out, _ = self.G(src, lm)
+        out = att * warp_image(src, flow) + (1 - att) * colour
         mag = (flow.norm(dim=1, keepdim=True) / self.G.max_flow).clamp(0, 1) * 2 - 1
-        grid = torch.cat([src, dst, out, att.expand(-1, 3, -1, -1) * 2 - 1,
-                          mag.expand(-1, 3, -1, -1)], dim=3)
-        grid = torch.cat(list(grid), dim=1)
-        arr = ((grid.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         self.G.train(was)
         path = Path(path) if path is not None else self.out / "samples" / f"step-{self.step:09d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            Image.fromarray(arr).save(tmp, format="PNG")
-        return path
+        return save_image_rows(torch.cat([src, dst, out, att.expand(-1, 3, -1, -1) * 2 - 1,
+                                          mag.expand(-1, 3, -1, -1)], dim=3), path)
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:

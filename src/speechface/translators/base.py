@@ -53,10 +53,38 @@ from ..hub import PretrainedMixin, config_errors, load_state, locate_pretrained,
 from ..registry import TRANSLATORS
 from ..spaces import Space
 
-__all__ = ["ImageTranslator", "Translator", "FORMAT"]
+__all__ = ["ImageTranslator", "Translator", "FORMAT", "identity_grid", "warp_image"]
 
 FORMAT = "speechface.translator/1"
 T = TypeVar("T", bound="Translator")
+
+
+def identity_grid(b: int, h: int, w: int, *, dtype: torch.dtype = torch.float32,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+    """The ``grid_sample`` grid that returns its input: ``(B, H, W, 2)`` pixel centres in
+    ``[-1, 1]`` (``align_corners=False``), x first."""
+    ys = (torch.arange(h, dtype=dtype, device=device) + 0.5) / h * 2 - 1
+    xs = (torch.arange(w, dtype=dtype, device=device) + 0.5) / w * 2 - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy], dim=-1)[None].expand(b, -1, -1, -1)
+
+
+def warp_image(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample ``img (B, C, H, W)`` at ``identity + flow``; ``flow (B, 2, h, w)`` (x, y in the
+    normalised ``[-1, 1]`` units) is resized to ``H x W`` first, so a flow computed at the
+    network's size warps an image of any size.
+
+    Example:
+        >>> img = torch.arange(16.).view(1, 1, 4, 4)
+        >>> bool(torch.allclose(warp_image(img, torch.zeros(1, 2, 2, 2)), img))
+        True
+    """
+    b, _, h, w = img.shape
+    if flow.shape[-2:] != (h, w):
+        flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
+    grid = identity_grid(b, h, w, dtype=img.dtype, device=img.device) + \
+        flow.to(img.dtype).permute(0, 2, 3, 1)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 class ImageTranslator(Estimator):
@@ -431,8 +459,6 @@ class Translator(PretrainedMixin, nn.Module):
                     colour = self._resize(colour, (h, w))
                 colour = (colour.clamp(-1, 1) + 1) / 2
                 if flow is not None:
-                    from .landmark_warp import warp_image
-
                     hi = warp_image(hi, flow)
                 out = a * hi + (1 - a) * colour if split else colour
                 outs.append((out.clamp(0, 1) * 255 + 0.5).to(torch.uint8)

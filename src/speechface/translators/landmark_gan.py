@@ -28,7 +28,8 @@ import torch
 from ..registry import TRANSLATORS
 from .ganimation import GANimationGenerator
 
-__all__ = ["LandmarkGenerator", "LANDMARK_PARTS", "landmark_heatmaps"]
+__all__ = ["LandmarkGenerator", "LandmarkHeatmapCondition", "LANDMARK_PARTS",
+           "landmark_heatmaps"]
 
 #: iBUG-68 index ranges of the heatmap channels.
 LANDMARK_PARTS: tuple[tuple[str, range], ...] = (
@@ -63,8 +64,30 @@ def landmark_heatmaps(cond: torch.Tensor, size: int, sigma: float = 1.0) -> torc
     return out
 
 
+class LandmarkHeatmapCondition:
+    """Mixin for translators that read the target landmarks as part heatmaps.
+
+    Needs ``self.sigma`` (pixels at the input size); gives :attr:`condition_channels` (8) and
+    :meth:`encode_condition` (``(B, 136)`` -> ``(B, 8, H, W)`` at the image's size).
+    """
+
+    sigma: float
+
+    @property
+    def condition_channels(self) -> int:
+        """One heatmap per face part (8)."""
+        return len(LANDMARK_PARTS)
+
+    def encode_condition(self, cond: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        """Target landmarks -> ``(B, 8, H, W)`` part heatmaps at the image's size."""
+        if img.shape[-1] != img.shape[-2]:
+            raise ValueError(f"{type(self).__name__} needs square images, got "
+                             f"{tuple(img.shape[-2:])}")
+        return landmark_heatmaps(cond.to(img.dtype), img.shape[-1], self.sigma)
+
+
 @TRANSLATORS.register("landmark_gan")
-class LandmarkGenerator(GANimationGenerator):
+class LandmarkGenerator(LandmarkHeatmapCondition, GANimationGenerator):
     """GANimation generator driven by rasterised landmark heatmaps (see the module docstring).
 
     Args:
@@ -87,13 +110,3 @@ class LandmarkGenerator(GANimationGenerator):
         super().__init__(space=space, image_size=image_size, conv_dim=conv_dim,
                          repeat_num=repeat_num)
 
-    @property
-    def condition_channels(self) -> int:
-        """One heatmap per face part (8)."""
-        return len(LANDMARK_PARTS)
-
-    def encode_condition(self, cond: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
-        """Target landmarks -> ``(B, 8, H, W)`` part heatmaps at the image's size."""
-        if img.shape[-1] != img.shape[-2]:
-            raise ValueError(f"landmark_gan needs square images, got {tuple(img.shape[-2:])}")
-        return landmark_heatmaps(cond.to(img.dtype), img.shape[-1], self.sigma)

@@ -37,38 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import TRANSLATORS
-from .base import ImageTranslator
-from .landmark_gan import LANDMARK_PARTS, landmark_heatmaps
+from .base import ImageTranslator, identity_grid, warp_image
+from .landmark_gan import LandmarkHeatmapCondition
 
 __all__ = ["LandmarkWarpGenerator", "warp_image", "identity_grid"]
-
-
-def identity_grid(b: int, h: int, w: int, *, dtype: torch.dtype = torch.float32,
-                  device: torch.device | str | None = None) -> torch.Tensor:
-    """The ``grid_sample`` grid that returns its input: ``(B, H, W, 2)`` pixel centres in
-    ``[-1, 1]`` (``align_corners=False``), x first."""
-    ys = (torch.arange(h, dtype=dtype, device=device) + 0.5) / h * 2 - 1
-    xs = (torch.arange(w, dtype=dtype, device=device) + 0.5) / w * 2 - 1
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([gx, gy], dim=-1)[None].expand(b, -1, -1, -1)
-
-
-def warp_image(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Sample ``img (B, C, H, W)`` at ``identity + flow``; ``flow (B, 2, h, w)`` (x, y in the
-    normalised ``[-1, 1]`` units) is resized to ``H x W`` first, so a flow computed at the
-    network's size warps an image of any size.
-
-    Example:
-        >>> img = torch.arange(16.).view(1, 1, 4, 4)
-        >>> bool(torch.allclose(warp_image(img, torch.zeros(1, 2, 2, 2)), img))
-        True
-    """
-    b, _, h, w = img.shape
-    if flow.shape[-2:] != (h, w):
-        flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
-    grid = identity_grid(b, h, w, dtype=img.dtype, device=img.device) + \
-        flow.to(img.dtype).permute(0, 2, 3, 1)
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _norm(ch: int) -> nn.GroupNorm:
@@ -82,7 +54,7 @@ def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 @TRANSLATORS.register("landmark_warp")
-class LandmarkWarpGenerator(ImageTranslator):
+class LandmarkWarpGenerator(LandmarkHeatmapCondition, ImageTranslator):
     """U-Net predicting flow + attention + colour from a face and target landmark heatmaps.
 
     Args:
@@ -123,17 +95,6 @@ class LandmarkWarpGenerator(ImageTranslator):
             self.head.weight[:3].zero_()
             self.head.bias.zero_()
             self.head.bias[2] = 3.0
-
-    @property
-    def condition_channels(self) -> int:
-        """One heatmap per face part (8)."""
-        return len(LANDMARK_PARTS)
-
-    def encode_condition(self, cond: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
-        """Target landmarks -> ``(B, 8, H, W)`` part heatmaps at the image's size."""
-        if img.shape[-1] != img.shape[-2]:
-            raise ValueError(f"landmark_warp needs square images, got {tuple(img.shape[-2:])}")
-        return landmark_heatmaps(cond.to(img.dtype), img.shape[-1], self.sigma)
 
     def forward_warp(self, img: torch.Tensor, cond: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
