@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import need_shared
-from speechface.errors import ImageError, ModelError
+from speechface.errors import DataError, ImageError, ModelError
 from speechface.expression import ExpressionRecognizer, FerCNN, load_face_images
 from speechface.registry import EXPRESSION
 from speechface.spaces import AU17, EMOTION8, EMOTION_AU_PROTOTYPES, emotion_to_au
@@ -41,6 +41,29 @@ def test_default_network_size_is_compact() -> None:
     assert 0.3e6 < FerCNN().num_parameters() < 0.7e6
     with pytest.raises(ValueError, match="one depth per stage"):
         FerCNN(channels=[8, 16], depths=[1])
+
+
+def test_vgg13_paper_layout_and_compact_variant() -> None:
+    from speechface.expression import VGG13
+
+    assert "vgg13" in EXPRESSION.list()
+    net = VGG13()  # the FER+ paper's layout: 64x64, 10 convolutions, FC 1024-1024-8
+    assert net.input_size == 64 and 8.7e6 < net.num_parameters() < 8.8e6
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) == 10
+    x = torch.randn(3, 1, 64, 64)
+    y = net(x)
+    assert y.shape == (3, 8) and torch.isfinite(y).all()
+    torch.nn.functional.cross_entropy(y, torch.tensor([0, 1, 2])).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    small = VGG13(input_size=32, channels=[8, 16], depths=[1, 1], fc=[16], head="avg",
+                  flip_average=True).eval()
+    z = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():  # eval-mode flip averaging: a mirrored input gives the same logits
+        torch.testing.assert_close(small(z), small(z.flip(-1)), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="divisible"):
+        VGG13(input_size=48, channels=[8, 8, 8, 8, 8], depths=[1] * 5)
+    with pytest.raises(ValueError, match="head"):
+        VGG13(head="max")
 
 
 # ------------------------------------------------------------------------------ wrapper
@@ -176,6 +199,46 @@ def test_trainer_runs_and_resumes_exactly(tmp_path: Path) -> None:
     wb = load_file(str(tmp_path / "b" / "checkpoints" / "step-000000003" / "model.safetensors"))
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
+
+
+def test_trainer_holdout_selection_keeps_valid_for_the_end(tmp_path: Path) -> None:
+    from speechface.training.expression import ExpressionTrainConfig, ExpressionTrainer
+
+    train, val = _ferplus()
+    cfg = ExpressionTrainConfig(out_dir=str(tmp_path / "h"), arch="vgg13",
+                                model_args={"input_size": 32, "channels": [8, 16],
+                                            "depths": [1, 1], "fc": [16]},
+                                batch_size=64, epochs=2, holdout=0.25, brightness=0.2,
+                                contrast=0.3, erase_prob=0.5, progress=False, seed=1)
+    trainer = ExpressionTrainer(cfg, train, val)
+    res = trainer.train()
+    assert res["select_on"] == "holdout" and res["holdout_images"] == 80
+    assert len(trainer.train_data) == 240 and len(trainer.select_data) == 80
+    train_names = set(trainer.train_data.names)
+    assert not train_names & set(trainer.select_data.names)  # disjoint parts of train
+    assert 0 <= res["valid_acc"] <= 1 and res["valid_n"] == int(val.majority(drop_unknown=True)[1].sum())
+    assert (tmp_path / "h" / "best" / "valid_metrics.json").is_file()
+    best = ExpressionRecognizer.from_pretrained(tmp_path / "h" / "best")
+    assert best.network.arch == "vgg13" and best.info["holdout_images"] == 80
+    with pytest.raises(DataError, match="holdout"):
+        ExpressionTrainer(ExpressionTrainConfig(out_dir=str(tmp_path / "x"), holdout=1.5,
+                                                progress=False), train, val).setup()
+
+
+def test_photometric_jitter_and_erasing() -> None:
+    from speechface.training.expression import erase_batch, jitter_batch
+
+    x = torch.randn(4, 1, 16, 16)
+    torch.testing.assert_close(jitter_batch(x, brightness=0.0, contrast=0.0), x)
+    y = jitter_batch(x, torch.Generator().manual_seed(0), brightness=0.0, contrast=0.5)
+    torch.testing.assert_close(y.mean((1, 2, 3)), x.mean((1, 2, 3)), atol=1e-5, rtol=0)
+    assert not torch.allclose(y, x)
+    ones = torch.ones(64, 1, 16, 16)
+    none = erase_batch(ones, torch.Generator().manual_seed(0), prob=0.0)
+    torch.testing.assert_close(none, ones)
+    some = erase_batch(ones, torch.Generator().manual_seed(0), prob=1.0, area=(0.1, 0.1))
+    frac = (some == 0).float().mean((1, 2, 3))
+    assert bool((frac > 0.03).all()) and bool((frac < 0.2).all())
 
 
 def test_augmentation_identity_and_flip() -> None:

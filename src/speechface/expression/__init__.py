@@ -6,7 +6,7 @@
 (1, 8)
 
 Importing this package registers the built-in architectures in
-:data:`speechface.registry.EXPRESSION` (``fer_cnn``).
+:data:`speechface.registry.EXPRESSION` (``fer_cnn``, ``vgg13``).
 """
 
 from .base import (
@@ -16,6 +16,7 @@ from .base import (
     load_face_images,
 )
 from .cnn import FerCNN
+from .vgg import VGG13
 
-__all__ = ["ExpressionNet", "ExpressionRecognizer", "FerCNN", "load_face_images",
+__all__ = ["ExpressionNet", "ExpressionRecognizer", "FerCNN", "VGG13", "load_face_images",
            "DEFAULT_EXPRESSION_MODEL"]

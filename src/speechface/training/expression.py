@@ -20,7 +20,14 @@ paper's test protocol (single votes removed, only faces whose top emotion has mo
 all votes).
 
 Augmentation, in plain torch on whole batches (``F.affine_grid`` / ``F.grid_sample``): random
-horizontal flip, rotation within +-10 degrees, scale 0.9-1.1 and shift within +-4 pixels.
+horizontal flip, rotation within +-10 degrees, scale 0.9-1.1 and shift within +-4 pixels; optional
+brightness/contrast jitter (``brightness``, ``contrast``, :func:`jitter_batch`) and random erasing
+of a rectangle (``erase_prob``, :func:`erase_batch`).
+
+Held-out selection (``holdout > 0``): that fraction of the train split (a seeded random draw) is
+kept out of training; the per-epoch ``val_*`` metrics and the choice of the best checkpoint then
+use it, and FER+ valid is evaluated once, on the chosen model, at the end (``valid_*`` in
+``metrics.json``, ``best/valid_metrics.json``), so valid stays an untouched test split.
 
 From Python::
 
@@ -71,8 +78,8 @@ from .common import (
     set_rng_state,
 )
 
-__all__ = ["ExpressionTrainConfig", "ExpressionTrainer", "augment_batch", "evaluate_ferplus",
-           "add_train_parser"]
+__all__ = ["ExpressionTrainConfig", "ExpressionTrainer", "augment_batch", "jitter_batch",
+           "erase_batch", "evaluate_ferplus", "add_train_parser"]
 
 SCHEMES = ("crossentropy", "probability", "majority")
 
@@ -98,6 +105,10 @@ class ExpressionTrainConfig:
         patience: early stopping on validation accuracy (0 = off).
         flip / rotate_deg / scale_min / scale_max / shift_px / pad_mode: augmentation
             (``augment=False`` turns it all off).
+        brightness / contrast: photometric jitter (:func:`jitter_batch`; 0 = off).
+        erase_prob / erase_min_area / erase_max_area: random erasing (:func:`erase_batch`).
+        holdout: fraction of train held out to pick the checkpoint (0 = pick on valid); see the
+            module notes.
         amp: bfloat16 autocast; ``channels_last``: NHWC memory format (both speed up CPU
             training on AVX-512 machines); ``threads``: ``torch.set_num_threads`` (0 = leave).
         checkpoint_every: also checkpoint every N optimizer steps inside an epoch (0 = epoch ends).
@@ -134,6 +145,12 @@ class ExpressionTrainConfig:
     scale_max: float = 1.1
     shift_px: float = 4.0
     pad_mode: str = "border"
+    brightness: float = 0.0
+    contrast: float = 0.0
+    erase_prob: float = 0.0
+    erase_min_area: float = 0.02
+    erase_max_area: float = 0.2
+    holdout: float = 0.0
     amp: bool = False
     channels_last: bool = False
     threads: int = 0
@@ -186,6 +203,80 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, *, 
                          torch.stack([sin * f, cos, ty], 1)], 1).to(x.device, x.dtype)
     grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=pad_mode, align_corners=False)
+
+
+def jitter_batch(x: torch.Tensor, generator: torch.Generator | None = None, *,
+                 brightness: float = 0.2, contrast: float = 0.3, pixel_std: float = 1.0) -> torch.Tensor:
+    """Random per-image brightness and contrast of a normalised batch.
+
+    Each image ``x_i`` becomes ``(x_i - mean_i) * c + mean_i + b / pixel_std`` with
+    ``c ~ U(1 - contrast, 1 + contrast)`` and ``b ~ U(-brightness, brightness)`` (``b`` in 0-1
+    pixel units, hence the division by the normalisation's ``pixel_std``).
+
+    Args:
+        x: ``(B, C, H, W)`` normalised images.
+        generator: torch generator (None = the global one).
+        brightness: largest brightness shift, 0-1 pixel scale.
+        contrast: largest relative contrast change.
+        pixel_std: the pixel std used to normalise ``x``.
+
+    Returns:
+        ``(B, C, H, W)`` jittered images.
+
+    Example:
+        >>> jitter_batch(torch.zeros(3, 1, 8, 8), torch.Generator().manual_seed(0)).shape
+        torch.Size([3, 1, 8, 8])
+    """
+    b = x.shape[0]
+    c = 1.0 + contrast * (2 * torch.rand(b, generator=generator) - 1)
+    shift = brightness * (2 * torch.rand(b, generator=generator) - 1) / pixel_std
+    c = c.to(x.device, x.dtype).view(b, 1, 1, 1)
+    shift = shift.to(x.device, x.dtype).view(b, 1, 1, 1)
+    m = x.mean((1, 2, 3), keepdim=True)
+    return (x - m) * c + m + shift
+
+
+def erase_batch(x: torch.Tensor, generator: torch.Generator | None = None, *, prob: float = 0.5,
+                area: tuple[float, float] = (0.02, 0.2),
+                ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+    """Random erasing: with probability ``prob`` a random rectangle of each image becomes 0.
+
+    In normalised space 0 is the mean training pixel. The rectangle covers a fraction of the image
+    drawn in ``area`` with an aspect ratio (height / width) drawn log-uniformly in ``ratio``.
+
+    Args:
+        x: ``(B, C, H, W)`` normalised images.
+        generator: torch generator (None = the global one).
+        prob: probability that an image gets a rectangle.
+        area: range of the rectangle's area as a fraction of the image.
+        ratio: range of its aspect ratio.
+
+    Returns:
+        ``(B, C, H, W)`` images.
+
+    Example:
+        >>> y = erase_batch(torch.ones(2, 1, 16, 16), torch.Generator().manual_seed(0), prob=1.0)
+        >>> bool((y == 0).any(dim=(1, 2, 3)).all())
+        True
+    """
+    b, _, h, w = x.shape
+
+    def rnd() -> torch.Tensor:
+        return torch.rand(b, generator=generator)
+
+    a = (area[0] + (area[1] - area[0]) * rnd()) * h * w
+    lo, hi = math.log(ratio[0]), math.log(ratio[1])
+    ar = torch.exp(lo + (hi - lo) * rnd())
+    eh = torch.sqrt(a * ar).clamp(1, h)
+    ew = torch.sqrt(a / ar).clamp(1, w)
+    y0 = (rnd() * (h - eh + 1)).floor()
+    x0 = (rnd() * (w - ew + 1)).floor()
+    on = rnd() < prob
+    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1)
+    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w)
+    m = ((ys >= y0.view(b, 1, 1)) & (ys < (y0 + eh).view(b, 1, 1))
+         & (xs >= x0.view(b, 1, 1)) & (xs < (x0 + ew).view(b, 1, 1)) & on.view(b, 1, 1))
+    return x.masked_fill(m[:, None].to(x.device), 0.0)
 
 
 @torch.no_grad()
@@ -292,6 +383,14 @@ class ExpressionTrainer:
                 raise DataError("no training data: set 'data' to the FER+ .npz file")
         train = self._train_data or load_ferplus(cfg.data, "train", cfg.train_limit, progress=show)
         val = self._val_data or load_ferplus(cfg.data, "valid", cfg.val_limit, progress=show)
+        self.select_data = val
+        if cfg.holdout > 0:  # pick the checkpoint on a seeded part of train; valid stays unseen
+            if not 0 < cfg.holdout < 1:
+                raise DataError(f"holdout must be a fraction in (0, 1), got {cfg.holdout}")
+            perm = np.random.default_rng([cfg.seed, 104729]).permutation(len(train))
+            n_hold = max(1, int(round(cfg.holdout * len(train))))
+            self.select_data = train.subset(np.sort(perm[:n_hold]))
+            train = train.subset(np.sort(perm[n_hold:]))
         self.train_data, self.val_data = train, val
         if cfg.scheme == "majority":
             labels, keep = train.majority(min_votes=cfg.min_votes, drop_unknown=cfg.drop_unknown)
@@ -315,7 +414,12 @@ class ExpressionTrainer:
         model.info = {**model.info, "data": "FER+ (FER2013 faces, FERPlus votes)", **cfg.info,
                       "train_images": int(len(self.train_images)), "val_images": len(val),
                       "scheme": cfg.scheme}
+        if cfg.holdout > 0:
+            model.info["holdout_images"] = len(self.select_data)
         self.model = model.to(self.device)
+        if self.device.type == "cuda":  # keep the uint8 images on the GPU; let cuDNN pick kernels
+            torch.backends.cudnn.benchmark = True
+            self.train_images = self.train_images.to(self.device)
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.net: nn.Module = self.model
@@ -381,14 +485,19 @@ class ExpressionTrainer:
         g = torch.Generator().manual_seed(
             int(np.random.default_rng([cfg.seed, epoch, b, self.dist.rank]).integers(2**62)))
         ix = torch.from_numpy(idx)
-        x = self.model.normalize(self.train_images[ix].to(self.device))
+        x = self.model.normalize(self.train_images[ix.to(self.train_images.device)].to(self.device))
         size = self.model.input_size
+        if cfg.augment and (cfg.brightness > 0 or cfg.contrast > 0):
+            x = jitter_batch(x, g, brightness=cfg.brightness, contrast=cfg.contrast,
+                             pixel_std=float(self.model.pixel_std))
         if cfg.augment:
             x = augment_batch(x, g, flip=cfg.flip, rotate_deg=cfg.rotate_deg,
                               scale=(cfg.scale_min, cfg.scale_max), shift_px=cfg.shift_px,
                               out_size=size, pad_mode=cfg.pad_mode)
         elif x.shape[-1] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        if cfg.augment and cfg.erase_prob > 0:
+            x = erase_batch(x, g, prob=cfg.erase_prob, area=(cfg.erase_min_area, cfg.erase_max_area))
         y = self.train_targets[ix]
         if cfg.scheme == "probability":  # PLD: draw a one-hot label from the vote distribution
             y = F.one_hot(torch.multinomial(y, 1, generator=g)[:, 0], 8).float()
@@ -403,7 +512,10 @@ class ExpressionTrainer:
         Returns:
             ``{"epochs", "steps", "best_epoch", "best_val_acc", "val_acc", "val_f1",
             "val_acc_paper", "train_images", "val_images", "seconds", "images_per_s"}`` where the
-            ``val_*`` values are those of the best model (written to ``OUT/metrics.json``).
+            ``val_*`` values are those of the best model (written to ``OUT/metrics.json``) on
+            the selection split; with ``holdout > 0`` also ``"holdout_images"`` and the FER+
+            valid metrics of the chosen model (``"valid_acc"``, ``"valid_f1"``,
+            ``"valid_acc_paper"``, ``"valid_n"``, ``"valid_n_paper"``).
         """
         if not hasattr(self, "model"):
             self.setup()
@@ -484,25 +596,42 @@ class ExpressionTrainer:
                   "val_n_paper": best.get("n_paper"),
                   "train_images": int(len(self.train_images)), "val_images": len(self.val_data),
                   "seconds": round(self.seconds, 1),
-                  "images_per_s": round(images_done / run_seconds, 1) if images_done else None}
+                  "images_per_s": round(images_done / run_seconds, 1) if images_done else None,
+                  "select_on": "holdout" if self.cfg.holdout > 0 else "valid"}
+        if self.cfg.holdout > 0 and self.dist.is_main and (self.out / "best").is_dir():
+            result.update(self._test_on_valid())
         if self.dist.is_main:
             write_json(self.out / "metrics.json", result)
             if best.get("confusion") is not None:
+                where = "train hold-out" if self.cfg.holdout > 0 else "valid"
                 try:
                     from ..metrics import plot_confusion
 
                     plot_confusion(best["confusion"], EMOTION8.labels, self.out / "confusion.png",
-                                   title=f"FER+ valid, majority vote (acc {best['accuracy']:.3f})")
+                                   title=f"FER+ {where}, majority vote (acc {best['accuracy']:.3f})")
                 except ImportError:  # matplotlib is optional
                     pass
         return result
+
+    def _test_on_valid(self) -> dict[str, Any]:
+        """Evaluate the chosen model (``best/``) once on FER+ valid (holdout selection)."""
+        best = ExpressionRecognizer.from_pretrained(self.out / "best").to(self.device)
+        m = evaluate_ferplus(best, self.val_data, self.cfg.eval_batch_size, self.cfg.amp)
+        plain = {k: v for k, v in m.items() if k != "probs"}
+        write_json(self.out / "best" / "valid_metrics.json", plain)
+        return {"holdout_images": len(self.select_data), "valid_acc": m["accuracy"],
+                "valid_f1": m["macro_f1"], "valid_acc_paper": m["accuracy_paper"],
+                "valid_n": m["n"], "valid_n_paper": m["n_paper"]}
 
     def _steps_done(self) -> bool:
         return bool(self.cfg.max_steps) and self.step >= self.cfg.max_steps
 
     def validate(self) -> dict[str, Any]:
-        """Validation metrics of the current weights (see :func:`evaluate_ferplus`)."""
-        return evaluate_ferplus(self.model, self.val_data, self.cfg.eval_batch_size, self.cfg.amp)
+        """Metrics of the current weights on the selection split (see :func:`evaluate_ferplus`).
+
+        The selection split is FER+ valid, or the held-out part of train when ``holdout > 0``.
+        """
+        return evaluate_ferplus(self.model, self.select_data, self.cfg.eval_batch_size, self.cfg.amp)
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path | None:
