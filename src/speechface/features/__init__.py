@@ -11,7 +11,7 @@ Importing this package registers the built-in extractors in :data:`speechface.re
 1500
 """
 
-from . import logmel, mfcc  # noqa: F401  (registers the extractors)
+from . import logmel, mfcc, whisper  # noqa: F401  (registers the extractors)
 from .base import FeatureExtractor, create_features
 from .logmel import LogMel
 from .mfcc import MFCC
