@@ -24,7 +24,13 @@ from .errors import (  # noqa: E402
 from .registry import ESTIMATORS, EXPRESSION, FEATURES, SPACES, TRANSLATORS  # noqa: E402
 from .results import Prediction  # noqa: E402
 from .spaces import Space, get_space, list_spaces  # noqa: E402
-from .speech import AUEstimator, EmotionEstimator, LandmarkEstimator, SpeechEstimator  # noqa: E402
+from .speech import (  # noqa: E402
+    AUEstimator,
+    BlendshapeEstimator,
+    EmotionEstimator,
+    LandmarkEstimator,
+    SpeechEstimator,
+)
 from .translators import Translator  # noqa: E402
 
 __all__ = [
@@ -32,6 +38,7 @@ __all__ = [
     "AUEstimator",
     "EmotionEstimator",
     "LandmarkEstimator",
+    "BlendshapeEstimator",
     "SpeechEstimator",
     "Prediction",
     "Translator",

@@ -11,6 +11,9 @@ Built-in spaces:
   fear, contempt); activation = softmax; loss = KL divergence from the target distribution.
 - ``landmarks68``: 68 2-D facial landmarks normalised to the face box (0-1), stored as 136 values
   ``x_0..x_67, y_0..y_67`` (OpenFace's column order); activation = identity; loss = MSE.
+- ``blendshapes52``: the 52 ARKit blendshape coefficients (``jawOpen``, ``mouthSmileLeft``, ...),
+  range 0-1, in MediaPipe FaceLandmarker's output order with ``tongueOut`` last (see
+  :data:`ARKIT52_NAMES`); activation = clamp to [0, 1]; loss = masked L1.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 from .registry import SPACES
 
 __all__ = ["Space", "get_space", "list_spaces", "AU17", "EMOTION8", "LANDMARKS68", "AU_NAMES",
-           "EMOTION_AU_PROTOTYPES", "emotion_to_au"]
+           "EMOTION_AU_PROTOTYPES", "emotion_to_au", "BLENDSHAPES52", "ARKIT52_NAMES"]
 
 AU_NAMES: dict[str, str] = {
     "AU01": "inner brow raiser",
@@ -200,6 +203,57 @@ LANDMARKS68 = SPACES.add("landmarks68", Space(
     activation="identity",
     loss="mse",
     neutral=_mean_face_68(),
+))
+
+
+#: The 52 ARKit blendshapes (Apple ``ARFaceAnchor.BlendShapeLocation``, camelCase as ARKit,
+#: three.js/VRM "perfect sync" and MediaPipe spell them) with a short meaning each. Order: the 51
+#: that MediaPipe FaceLandmarker estimates, in its output order (its categories 1-51; its category
+#: 0, ``_neutral``, is not an ARKit blendshape and is dropped), then ``tongueOut``, the one ARKit
+#: blendshape MediaPipe does not estimate. Models trained on the MediaPipe teacher therefore never
+#: learn ``tongueOut``: their ``tongueOut`` output is 0 (a rig shows the tongue in). Live Link
+#: Face's own column order differs; :mod:`speechface.exporters` writes that order.
+ARKIT52: dict[str, str] = {
+    "browDownLeft": "left brow lowered", "browDownRight": "right brow lowered",
+    "browInnerUp": "inner brows raised", "browOuterUpLeft": "left outer brow raised",
+    "browOuterUpRight": "right outer brow raised", "cheekPuff": "cheeks puffed out",
+    "cheekSquintLeft": "left cheek raised (squint)", "cheekSquintRight": "right cheek raised (squint)",
+    "eyeBlinkLeft": "left eyelid closed", "eyeBlinkRight": "right eyelid closed",
+    "eyeLookDownLeft": "left eye looks down", "eyeLookDownRight": "right eye looks down",
+    "eyeLookInLeft": "left eye looks to the nose", "eyeLookInRight": "right eye looks to the nose",
+    "eyeLookOutLeft": "left eye looks out", "eyeLookOutRight": "right eye looks out",
+    "eyeLookUpLeft": "left eye looks up", "eyeLookUpRight": "right eye looks up",
+    "eyeSquintLeft": "left eye narrowed", "eyeSquintRight": "right eye narrowed",
+    "eyeWideLeft": "left eye widened", "eyeWideRight": "right eye widened",
+    "jawForward": "jaw forward", "jawLeft": "jaw to the left", "jawOpen": "jaw open",
+    "jawRight": "jaw to the right", "mouthClose": "lips closed while the jaw is open",
+    "mouthDimpleLeft": "left mouth corner back (dimple)",
+    "mouthDimpleRight": "right mouth corner back (dimple)",
+    "mouthFrownLeft": "left mouth corner down", "mouthFrownRight": "right mouth corner down",
+    "mouthFunnel": "lips funnelled (o)", "mouthLeft": "mouth to the left",
+    "mouthLowerDownLeft": "left lower lip down", "mouthLowerDownRight": "right lower lip down",
+    "mouthPressLeft": "left lips pressed", "mouthPressRight": "right lips pressed",
+    "mouthPucker": "lips puckered (u)", "mouthRight": "mouth to the right",
+    "mouthRollLower": "lower lip rolled in", "mouthRollUpper": "upper lip rolled in",
+    "mouthShrugLower": "lower lip pushed up", "mouthShrugUpper": "upper lip pushed up",
+    "mouthSmileLeft": "left mouth corner up (smile)", "mouthSmileRight": "right mouth corner up (smile)",
+    "mouthStretchLeft": "left mouth corner stretched", "mouthStretchRight": "right mouth corner stretched",
+    "mouthUpperUpLeft": "left upper lip raised", "mouthUpperUpRight": "right upper lip raised",
+    "noseSneerLeft": "left nostril raised (sneer)", "noseSneerRight": "right nostril raised (sneer)",
+    "tongueOut": "tongue out",
+}
+ARKIT52_NAMES: tuple[str, ...] = tuple(ARKIT52)
+
+BLENDSHAPES52 = SPACES.add("blendshapes52", Space(
+    name="blendshapes52",
+    labels=ARKIT52_NAMES,
+    columns=ARKIT52_NAMES,
+    descriptions=tuple(ARKIT52.values()),
+    low=0.0,
+    high=1.0,
+    activation="clamp",
+    loss="l1",
+    neutral=(0.0,) * 52,
 ))
 
 

@@ -29,7 +29,7 @@ from .registry import ESTIMATORS, FEATURES
 from .results import Prediction
 from .spaces import Space
 
-__all__ = ["SpeechEstimator", "AUEstimator", "EmotionEstimator", "LandmarkEstimator",
+__all__ = ["SpeechEstimator", "AUEstimator", "EmotionEstimator", "LandmarkEstimator", "BlendshapeEstimator",
            "AudioInput"]
 
 AudioInput = "str | os.PathLike[str] | np.ndarray | torch.Tensor"
@@ -341,11 +341,22 @@ class LandmarkEstimator(SpeechEstimator):
     space_name = "landmarks68"
 
 
+class BlendshapeEstimator(SpeechEstimator):
+    """Speech -> the 52 ARKit blendshapes (0-1) per 25 fps frame (``blendshapes52`` space).
+
+    >>> est = BlendshapeEstimator.from_pretrained()     # doctest: +SKIP
+    >>> r = est.predict("speech.wav"); r["jawOpen"]      # doctest: +SKIP
+    """
+
+    space_name = "blendshapes52"
+
+
 _CLASS_FOR_SPACE = {"au17": "AUEstimator", "emotion8": "EmotionEstimator",
-                    "landmarks68": "LandmarkEstimator"}
+                    "landmarks68": "LandmarkEstimator", "blendshapes52": "BlendshapeEstimator"}
 
 
 def _class_for(space: str | None) -> type[SpeechEstimator]:
     return {"au17": AUEstimator, "emotion8": EmotionEstimator,
-            "landmarks68": LandmarkEstimator}.get(space or "", SpeechEstimator)
+            "landmarks68": LandmarkEstimator,
+            "blendshapes52": BlendshapeEstimator}.get(space or "", SpeechEstimator)
 

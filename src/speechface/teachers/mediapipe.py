@@ -47,6 +47,7 @@ __all__ = [
     "MP_TO_IBUG68",
     "FACE_LANDMARKER_URL",
     "blendshapes_to_au17",
+    "au17_to_blendshapes",
     "blendshape_au_matrix",
     "landmarks68_from_478",
     "stable_face_boxes",
@@ -197,6 +198,75 @@ def blendshapes_to_au17(bs: Any) -> Any:
     if arr.shape[-1] != w.shape[0]:
         raise ValueError(f"blendshapes need a last dimension of 52, got {arr.shape}")
     return np.clip(5.0 * (arr @ w), 0.0, 5.0).astype(np.float32)
+
+
+#: The inverse of :data:`AU_FROM_BLENDSHAPES` used by :func:`au17_to_blendshapes`: AU -> the
+#: blendshapes that carry it, each set to ``AU / 5`` (both sides of a bilateral pair get the same
+#: value). AU25 and AU26 are solved together there (see its docstring).
+BLENDSHAPES_FROM_AU: dict[str, tuple[str, ...]] = {
+    au: tuple(name for name, w in rows if w > 0)
+    for au, rows in AU_FROM_BLENDSHAPES.items() if au not in ("AU25", "AU26")
+}
+
+
+def au17_to_blendshapes(au: Any) -> Any:
+    """The inverse of :func:`blendshapes_to_au17`: AU17 intensities -> MediaPipe blendshape scores.
+
+    A documented per-AU rule (not a fit), so that an AU model can drive a blendshape rig:
+
+    - every AU except AU25/AU26 sets the blendshapes of its row in :data:`AU_FROM_BLENDSHAPES`
+      to ``AU / 5`` (a bilateral pair gets the same value on both sides; AU01 -> browInnerUp,
+      AU17 -> mouthShrugLower);
+    - AU26 (jaw drop) sets ``jawOpen = AU26 / 5``;
+    - AU25 (lips part) is what is left after the jaw: ``r = (AU25 - AU26) / 5``; ``r > 0`` (lips
+      apart more than the jaw explains) lowers the lower lip, ``mouthLowerDownLeft/Right =
+      min(2 r, 1)``; ``r < 0`` (jaw open, lips held together) sets ``mouthClose = -r``;
+    - every other blendshape (eye gaze, jaw sideways, funnel, pucker, rolls, cheekPuff,
+      ``_neutral``) is 0: no AU of the 17 carries it.
+
+    ``blendshapes_to_au17(au17_to_blendshapes(au)) == au`` for every ``au`` in ``[0, 5]`` with
+    ``AU25 - AU26 <= 2.5`` (beyond that the lower lip saturates and AU25 comes back as
+    ``AU26 + 2.5``). The other direction loses what the AUs do not hold: left/right asymmetry
+    (pairs come back as their mean), gaze, and the blendshapes listed above.
+
+    Args:
+        au: ``(..., 17)`` AU intensities in AU17 order (numpy array, list or torch tensor); values
+            are clipped to ``[0, 5]`` first.
+
+    Returns:
+        ``(..., 52)`` float32 scores in ``[0, 1]`` in :data:`BLENDSHAPE_NAMES` order, of the
+        input's type (numpy for numpy/lists; a tensor on the input's device for tensors).
+
+    Example:
+        >>> au = np.zeros(17, np.float32); au[8] = 2.5            # AU12 = 2.5
+        >>> bs = au17_to_blendshapes(au)
+        >>> float(bs[BLENDSHAPE_NAMES.index("mouthSmileLeft")])
+        0.5
+        >>> float(blendshapes_to_au17(bs)[8])
+        2.5
+    """
+    if hasattr(au, "detach"):  # torch tensor: compute in numpy, hand back a tensor
+        import torch
+
+        out = au17_to_blendshapes(au.detach().cpu().numpy())
+        return torch.from_numpy(out).to(au.device)
+    a = np.asarray(au, dtype=np.float32)
+    if a.shape[-1:] != (len(AU_NAMES),):
+        raise ValueError(f"AU intensities need a last dimension of 17, got {a.shape}")
+    v = np.clip(a, 0.0, 5.0) / 5.0
+    aus = list(AU_NAMES)
+    bs = np.zeros(a.shape[:-1] + (len(BLENDSHAPE_NAMES),), np.float32)
+    for au_name, names in BLENDSHAPES_FROM_AU.items():
+        for name in names:
+            bs[..., _BS_INDEX[name]] = v[..., aus.index(au_name)]
+    v25, v26 = v[..., aus.index("AU25")], v[..., aus.index("AU26")]
+    r = v25 - v26
+    bs[..., _BS_INDEX["jawOpen"]] = v26
+    lower = np.clip(2.0 * r, 0.0, 1.0)
+    bs[..., _BS_INDEX["mouthLowerDownLeft"]] = lower
+    bs[..., _BS_INDEX["mouthLowerDownRight"]] = lower
+    bs[..., _BS_INDEX["mouthClose"]] = np.clip(-r, 0.0, 1.0)
+    return bs
 
 
 def stable_face_boxes(xy68: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

@@ -132,6 +132,10 @@ def load_training_clips(data: str | list[str], space: str, feature: str | None,
     for root in roots:
         for rec in list_clips(root):
             arrays, _ = read_clip(root, rec["name"])
+            if key == "targets_blendshapes52" and key not in arrays and "blendshapes" in arrays:
+                from ..blendshapes import mediapipe_to_arkit52  # MediaPipe order -> ARKit-52
+
+                arrays = {**arrays, key: mediapipe_to_arkit52(arrays["blendshapes"])}
             if key not in arrays:
                 raise DataError(f"{root}: clip {rec['name']} has no {key!r} (have: "
                                 f"{', '.join(sorted(arrays))}); prepare it with a teacher for {space}")
