@@ -21,10 +21,12 @@ Pipeline (all plain torch, numerically Whisper's own):
 
 **Short audio is not padded to 30 s**: the encoder runs on the frames the audio has, with the
 first rows of the position table (as the reference implementation's check does). **Long audio**
-(more than the encoder's 30 s window, 1500 positions) goes through in windows of ``window_seconds``
-(30 s) that overlap by ``overlap_seconds`` (5 s); each window's outer ``overlap/2`` frames are
-dropped, so every kept frame has at least 2.5 s of context on both sides except at the ends of
-the audio. The windows are independent (each has its own log-mel maximum), so a frame's value
+(more than ``window_seconds``, 10 s by default, at most the encoder's 30 s / 1500 positions) goes
+through in windows of ``window_seconds`` that overlap by ``overlap_seconds`` (2 s); each window's
+outer ``overlap/2`` frames are dropped, so every kept frame has at least 1 s of context on both
+sides except at the ends of the audio. 10 s windows keep inference close to training (the
+training clips are 3-10 s; the encoder's states depend on a frame's position in its window) and
+make attention cheaper than 30 s windows. The windows are independent (each has its own log-mel maximum), so a frame's value
 depends on where the seams fall: on real speech the features at a seam differ from a placement
 far from any seam by a relative RMS of about 0.05 (:func:`seam_error` measures it; see
 ``docs/performance.md``); the trained networks see far larger differences between speakers.
@@ -309,7 +311,7 @@ class WhisperFeatures(FeatureExtractor):
         model: ``"tiny.en"`` (packaged), a Hub repo id or a local folder.
         layer: number of encoder blocks to run; ``None`` (default) runs all of them and the final
             layer norm.
-        window_seconds: longest stretch given to the encoder at once (at most 30).
+        window_seconds: longest stretch given to the encoder at once (10; at most 30).
         overlap_seconds: overlap of consecutive windows for longer audio.
 
     Example:
@@ -323,8 +325,8 @@ class WhisperFeatures(FeatureExtractor):
                      "audio, or a logmel model for streaming")
 
     def __init__(self, sample_rate: int = 16000, fps: int = 25, model: str = "tiny.en",
-                 layer: int | None = None, window_seconds: float = 30.0,
-                 overlap_seconds: float = 5.0) -> None:
+                 layer: int | None = None, window_seconds: float = 10.0,
+                 overlap_seconds: float = 2.0) -> None:
         super().__init__(sample_rate, fps)
         if self.sample_rate != _SR:
             raise ValueError(f"Whisper features need 16000 Hz input, got sample_rate={sample_rate}")
