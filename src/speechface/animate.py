@@ -631,7 +631,7 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             side_by_side: bool = False, lipsync: Any = None,
             face_index: int | None = None, margin: float | None = None,
             feather: float = DEFAULT_FEATHER, batch_size: int = 16, fast: Any = None,
-            progress: bool = True) -> Animation:
+            progress: bool = True, emotion: Any = None, intensity: Any = 1.0) -> Animation:
     """Animate the face in a photo with speech.
 
     Args:
@@ -684,6 +684,12 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             it; output within a few pixel levels of fp32, see ``benchmarks/bench_animate.py``).
             None/False: plain fp32.
         progress: show a progress bar (tqdm, on stderr).
+        emotion: put an emotion on the face (au17 translators): a name (``"happiness"``), a
+            ``{name: weight}`` mix or an EMOTION8 distribution per frame; its FACS prototype is
+            added to the speech-driven AUs except the jaw/lips-part channels (AU25, AU26), which
+            keep the speech (:func:`speechface.emotion_control.apply_emotion`). None = off.
+        intensity: the emotion's strength: 1 = the prototype at FACS level C (AU 3); a number
+            or a per-frame curve.
 
     Returns:
         :class:`Animation` with one frame per estimator frame (25 fps: frame n at n / 25 s),
@@ -735,6 +741,11 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         cond = smooth_conditions(cond, float(smoothing))
         cond = expand_dynamics(cond, translator.space, float(expressiveness))
         cond = scale_conditions(cond, translator.space, float(strength))
+    if emotion is not None:  # the emotion's FACS prototype on the speech-driven AUs
+        from .emotion_control import apply_emotion
+
+        cond = apply_emotion(None if landmark_path else cond, emotion, intensity,
+                             space=translator.space)  # landmarks68: a clear ValueError
     if lipsync is not None and lipsync is not False and landmark_path:
         raise ValueError("lipsync adds landmark-driven mouth motion to au17 / emotion8 "
                          "animations; a landmarks68 animation has it already")
@@ -812,6 +823,8 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             "lipsync": None if lips is None else getattr(lips[0], "name", type(lips[0]).__name__),
             "dynamics_gain": None if gain is None else [round(float(g), 3) for g in gain],
             "strength": float(strength), "expressiveness": float(expressiveness),
+            "emotion": emotion if emotion is None or isinstance(emotion, str) else "custom",
+            "intensity": float(intensity) if np.ndim(intensity) == 0 else "curve",
             "margin": float(margin), "feather": float(feather)}
     return Animation(source, fps=fps, audio=wave, sample_rate=AUDIO_RATE, conditions=pred,
                      driving=cond, face=box, face_index=index, n_faces=len(faces), info=info)
@@ -857,6 +870,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                         "expression (default: on with the packaged models)")
     p.add_argument("--strength", type=float, default=1.0,
                    help="expression strength relative to neutral (default 1; 0 = neutral)")
+    p.add_argument("--emotion", default=None,
+                   help="add an emotion's FACS prototype (happiness, sadness, surprise, anger, "
+                        "disgust, fear, contempt); the jaw keeps the speech")
+    p.add_argument("--intensity", type=float, default=1.0,
+                   help="strength of --emotion (default 1 = FACS level C)")
     p.add_argument("--side-by-side", action="store_true",
                    help="show the input photo left of the animation")
     p.add_argument("--face-index", type=int, default=None,
@@ -894,7 +912,7 @@ def _run_animate(args: argparse.Namespace) -> int:
                    lipsync=False if args.no_lipsync else None,
                    side_by_side=args.side_by_side,
                    face_index=args.face_index, batch_size=args.batch_size,
-                   progress=not args.quiet)
+                   progress=not args.quiet, emotion=args.emotion, intensity=args.intensity)
     anim.save(args.output)
     w, h = anim.size
     face = "" if (anim.n_faces or 0) <= 1 else (
