@@ -1,6 +1,8 @@
 """The ``speechface`` command line.
 
     speechface predict speech.wav -o aus.csv [--model NAME_OR_PATH] [--space au17]
+    speechface predict speech.wav --space blendshapes52 -o take.csv --format livelink
+    speechface stream [mic | - | FILE] [--udp PORT | --osc PORT]
     speechface models
     speechface prepare av CLIPS... -o DIR
     speechface train estimator --config cfg.yaml
@@ -40,8 +42,19 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("-o", "--output", required=True, help="CSV file to write")
     p.add_argument("--model", default=None,
                    help="packaged model name, model folder or Hub repo id (default: packaged default)")
-    p.add_argument("--space", default="au17", choices=["au17", "emotion8", "landmarks68"],
-                   help="what to predict when --model is not given (default: au17)")
+    p.add_argument("--space", default="au17",
+                   choices=["au17", "emotion8", "landmarks68", "blendshapes52"],
+                   help="what to predict when --model is not given (default: au17; "
+                        "blendshapes52 = the 52 ARKit blendshapes)")
+    p.add_argument("--format", default="csv", choices=["csv", "livelink", "json", "threejs",
+                                                        "blender"],
+                   help="output format: csv (OpenFace-style, default), livelink (Live Link Face "
+                        "CSV), json (named curves), threejs (AnimationClip JSON), blender (a "
+                        "script that keys ARKit shape keys); all but csv write ARKit-52 "
+                        "blendshapes (au17/emotion8 models are converted)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate of livelink/json/threejs/blender output (default 25; Live "
+                        "Link Face records at 60)")
     p.add_argument("--random-weights", metavar="ARCH", default=None,
                    help="use an untrained architecture (for testing the pipeline only)")
     p.add_argument("--device", default="cpu")
@@ -68,7 +81,13 @@ def _run_predict(args: argparse.Namespace) -> int:
         result = predict_stdin(est)
     else:
         result = est.predict(args.audio)
-    result.to_csv(args.output)
+    if args.format == "csv" and args.fps is None:
+        result.to_csv(args.output)
+    else:  # avatar formats (speechface.exporters)
+        from .exporters import export_track
+
+        export_track(result, args.output, args.format, fps=args.fps,
+                     audio=None if args.audio == "-" else str(Path(args.audio).resolve()))
     kind = "pretrained" if est.pretrained else "RANDOM WEIGHTS (untrained)"
     print(f"wrote {args.output}: {len(result)} frames at {result.fps:g} fps, {result.space}, "
           f"model {est.name} [{kind}]", file=sys.stderr)
@@ -117,6 +136,7 @@ _PLUGINS = [
     ("speechface.data.prepare", "build_prepare_parser"),
     ("speechface.training.cli", "add_parsers"),
     ("speechface.animate", "add_parsers"),
+    ("speechface.live", "add_parsers"),
 ]
 
 
