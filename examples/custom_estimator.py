@@ -90,9 +90,9 @@ class TinyTCN(Estimator):
 # --------------------------------------------------------------------------- synthetic data
 def synthetic_clips(n: int, seconds: float, seed: int = 0):
     """Speech-like clips (a voiced buzz with syllable-rate loudness) and AU targets from it."""
+    from speechface.data.clips import TrainClip
     from speechface.registry import FEATURES
     from speechface.spaces import get_space
-    from speechface.training import TrainClip
 
     rng = np.random.default_rng(seed)
     fx = FEATURES.create("logmel")
@@ -143,10 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     if fast:  # tiny batches: one thread is faster than a thread pool (and kind to busy CI)
         torch.set_num_threads(1)
 
+    from speechface.data.clips import load_training_clips, split_groups
     from speechface.evaluation import evaluate_estimators
     from speechface.metrics import frame_mean, results_table
-    from speechface.training import EstimatorTrainConfig, EstimatorTrainer, load_training_clips
-    from speechface.training.estimator import split_groups
+    from speechface.training import EstimatorTrainConfig, EstimatorTrainer
 
     print("registered:", ", ".join(ESTIMATORS.list("*tcn*")), "| e.g.",
           AUEstimator.create("tcn_tiny", hidden=16))

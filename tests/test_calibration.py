@@ -12,7 +12,7 @@ from speechface.calibration import (
     cross_validate_calibration,
     fit_calibration,
 )
-from speechface.training import TrainClip
+from speechface.data.clips import TrainClip
 
 
 def _clips(model, n=4):

@@ -10,14 +10,10 @@ import pytest
 import torch
 
 from conftest import need_shared
+from speechface.data.clips import load_ravdess_clips
+from speechface.data.emotion_targets import add_emotion_targets
 from speechface.spaces import EMOTION8
-from speechface.training.emotion import (
-    EmotionTrainConfig,
-    UtteranceEmotionTrainer,
-    add_emotion_targets,
-    load_ravdess_clips,
-    utterance_loss,
-)
+from speechface.training.emotion import EmotionTrainConfig, UtteranceEmotionTrainer, utterance_loss
 
 PACKAGED = "dcnn.emotion8-ravdess"
 # two clips per actor (happy, sad, angry ...): a handful of real utterances
@@ -116,10 +112,10 @@ def test_distillation_targets_on_a_real_clip(tmp_path) -> None:
     pytest.importorskip("mediapipe")
     clip = need_shared("data", "av_clips", "grid_s1", "bbaf3s.mp4")
     model = need_shared("models", "face_landmarker.task")
+    from speechface.data.clips import load_training_clips
     from speechface.data.prepare import prepare_av
     from speechface.data.shards import read_clip
     from speechface.expression import ExpressionRecognizer
-    from speechface.training.estimator import load_training_clips
 
     try:  # the packaged FER+ teacher when it is there; else random weights test the plumbing
         fer = ExpressionRecognizer.from_pretrained()

@@ -11,16 +11,15 @@ import pytest
 import torch
 
 from conftest import need_shared
+from speechface.data.face_tensors import FaceTensors, load_face_tensors
 from speechface.errors import DataError
 from speechface.training.common import CheckpointManager, config_from_dict
 from speechface.training.ganimation import (
     CRITIC_WEIGHTS,
-    FaceTensors,
     GANimationTrainConfig,
     GANimationTrainer,
     build_ganimation_parser,
     gradient_penalty,
-    load_face_tensors,
     total_variation,
 )
 from speechface.translators import GANimationCritic, Translator

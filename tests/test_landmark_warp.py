@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from conftest import EXAMPLES
 from speechface import animate
 from speechface.audio import load_audio
+from speechface.data.face_tensors import FaceTensors
 from speechface.errors import DataError, ModelError
 from speechface.spaces import get_space
-from speechface.training.ganimation import FaceTensors
 from speechface.training.warp import (
     LandmarkWarpTrainConfig,
     LandmarkWarpTrainer,

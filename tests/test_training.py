@@ -65,7 +65,7 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path: Path, every
     part.train()
     resumed = EstimatorTrainer(_cfg(tmp_path / "part", checkpoint_every=every), clips=clips)
     resumed.setup()
-    assert resumed.step > 0
+    assert resumed.state.step > 0
     resumed.train()
     for (n, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
         torch.testing.assert_close(a, b, msg=f"{n} differs after resume")

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data.clips import TrainClip
 from .errors import DataError
 from .evaluation import predict_clip
 from .speech import SpeechEstimator
-from .training.estimator import TrainClip
 
 __all__ = ["CALIBRATION_METHODS", "fit_calibration", "apply_calibration", "cross_validate_calibration",
            "fit_dynamics_gain"]

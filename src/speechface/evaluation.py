@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data.clips import TrainClip
 from .errors import DataError
 from .metrics import evaluate_sequences, mean_baseline, per_label_table, results_table, save_results
 from .speech import SpeechEstimator
-from .training.estimator import TrainClip
 
 __all__ = ["evaluate_estimators", "openface_clips", "predict_clip"]
 

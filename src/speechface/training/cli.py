@@ -1,59 +1,23 @@
-"""``speechface train ...`` and ``speechface evaluate`` sub-commands."""
+"""``speechface train ...`` (one per registered recipe), ``evaluate`` and ``calibrate``."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ..errors import DataError
 
-__all__ = ["add_parsers", "parse_overrides", "add_config_arguments", "config_from_args"]
-
-C = TypeVar("C")
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["epochs=3", "model_args={\\"dropout\\": 0}"]`` -> dict (values parsed as JSON if they can be)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise DataError(f"--set expects KEY=VALUE, got {pair!r}")
-        k, v = pair.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
-
-
-def add_config_arguments(p: argparse.ArgumentParser, example: str) -> None:
-    """``--config FILE`` and ``--set KEY=VALUE ...``, the options of every ``train`` command."""
-    p.add_argument("--config", help="YAML or JSON file")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help=f"override config keys, e.g. --set {example}")
-
-
-def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
-    """The config dataclass ``cls`` from ``--config`` and ``--set`` (unknown keys are errors)."""
-    from .common import config_from_dict, load_config_file
-
-    data = load_config_file(args.config) if args.config else {}
-    data.update(parse_overrides(args.set))
-    return config_from_dict(cls, data, where=args.config or "--set")
+__all__ = ["add_parsers"]
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    train = sub.add_parser("train", help="train a component (estimator, ...)")
+    from . import TRAIN_COMMANDS, add_train_parsers
+
+    train = sub.add_parser("train", help=f"train a component ({', '.join(TRAIN_COMMANDS)})")
     tsub = train.add_subparsers(dest="component", metavar="COMPONENT")
     tsub.required = True
-    p = tsub.add_parser("estimator", help="train a speech estimator on prepared shards",
-                        description="Train a speech estimator. Options come from --config (YAML "
-                                    "or JSON; keys = EstimatorTrainConfig fields) and --set.")
-    add_config_arguments(p, "epochs=5 arch=dcnn")
-    p.set_defaults(func=_run_train_estimator)
+    add_train_parsers(tsub)
     for adder in _COMPONENT_PARSERS:
         adder(tsub)
 
@@ -90,28 +54,32 @@ _COMPONENT_PARSERS: list[Any] = []
 
 
 def register_component(fn: Any) -> Any:
-    """Add a ``speechface train <component>`` parser (used by the other trainers' modules)."""
+    """Add a ``speechface train <component>`` parser (recipes not yet on the engine)."""
     _COMPONENT_PARSERS.append(fn)
     return fn
 
 
-def _run_train_estimator(args: argparse.Namespace) -> int:
-    from .estimator import EstimatorTrainConfig, EstimatorTrainer
+def add_config_arguments(p: argparse.ArgumentParser, example: str) -> None:
+    """``--config FILE`` and ``--set KEY=VALUE ...``, the options of every ``train`` command."""
+    p.add_argument("--config", help="YAML or JSON file")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help=f"override config keys, e.g. --set {example}")
 
-    cfg = config_from_args(EstimatorTrainConfig, args)
-    if not cfg.data:
-        raise DataError("no training data: set 'data' to a prepared shard folder")
-    result = EstimatorTrainer(cfg).train()
-    print(json.dumps(result), file=sys.stderr)
-    print(f"trained model: {Path(cfg.out_dir) / 'best'}", file=sys.stderr)
-    return 0
+
+def config_from_args(cls: Any, args: argparse.Namespace) -> Any:
+    """The config dataclass ``cls`` from ``--config`` and ``--set`` (unknown keys are errors)."""
+    from .engine import config_from_dict, load_config_file, parse_overrides
+
+    data = load_config_file(args.config) if args.config else {}
+    data.update(parse_overrides(args.set))
+    return config_from_dict(cls, data, where=args.config or "--set")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ..data.clips import load_training_clips, split_groups
     from ..evaluation import evaluate_estimators, openface_clips, report
-    from .estimator import load_training_clips, split_groups
 
     models = _load_models(args.models)
     first = next(iter(models.values()))

@@ -16,8 +16,8 @@ final report (both fixed in the config).
 **Distillation, CME style** (``route: distill``). Talking-face shards (``speechface prepare
 av``) get per-frame ``targets_emotion8``: every video frame's face (box from MediaPipe) is cropped
 and scored by the FER+ expression teacher (:class:`~speechface.expression.ExpressionRecognizer`),
-see :func:`add_emotion_targets`; the student is then trained with the plain
-:class:`~speechface.training.EstimatorTrainer` and the space's per-frame KL loss. The student is
+see :func:`~speechface.data.emotion_targets.add_emotion_targets`; the student is then trained
+with the plain :class:`~speechface.training.EstimatorTrainer` and the space's per-frame KL loss. The student is
 also scored on the RAVDESS test actors, like the supervised one.
 
 From the shell::
@@ -34,47 +34,37 @@ From Python::
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from ..errors import DataError, SpeechfaceError
+from ..data.clips import load_ravdess_clips
+from ..errors import DataError
+from ..evaluators.emotion import evaluate_ravdess
 from ..spaces import EMOTION8
-from .cli import add_config_arguments, config_from_args, register_component
-from .estimator import EstimatorTrainConfig, EstimatorTrainer, TrainClip
+from .engine import eval_mode, finite_json, train_command
+from .estimator import EstimatorTrainConfig, EstimatorTrainer
 
 __all__ = [
     "EmotionTrainConfig",
     "UtteranceEmotionTrainer",
     "utterance_loss",
-    "load_ravdess_clips",
-    "evaluate_ravdess",
-    "emotion_targets_for_video",
-    "add_emotion_targets",
     "train_emotion",
     "emotion_model_card",
     "ROUTES",
     "RAVDESS_LICENCE",
 ]
 
-log = logging.getLogger(__name__)
-
 #: The training routes of ``speechface train emotion``.
 ROUTES = ("ravdess", "distill")
 #: Licence of RAVDESS and of weights trained on it.
 RAVDESS_LICENCE = "CC BY-NC-SA 4.0"
-#: The seven EMOTION8 classes that occur in RAVDESS (all but contempt), by index.
-SEVEN = tuple(range(7))
-FPS = 25
 
 
 @dataclass
@@ -83,7 +73,8 @@ class EmotionTrainConfig(EstimatorTrainConfig):
 
     Attributes:
         route: ``"ravdess"`` (supervised on utterance labels) or ``"distill"`` (per-frame FER+
-            teacher targets in ``data`` shards, see :func:`add_emotion_targets`).
+            teacher targets in ``data`` shards, see
+            :func:`~speechface.data.emotion_targets.add_emotion_targets`).
         ravdess_root: the RAVDESS folder (``Actor_XX/*.flac``); training data of the ravdess
             route and evaluation data of both routes (skipped for distill when absent).
         val_actors: RAVDESS actors that choose the best epoch (ravdess route).
@@ -102,6 +93,10 @@ class EmotionTrainConfig(EstimatorTrainConfig):
             ``src/speechface/pretrained/<name>``.
         eval_batch_size: batch size of the held-out evaluation.
     """
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"route": ROUTES, "pool": ("probs", "logits")}
+    BOUNDS: ClassVar[dict[str, str]] = {"freq_mask": ">=0", "time_mask": ">=0", "gain_db": ">=0",
+                                        "frame_weight": ">=0"}
 
     arch: str = "dcnn"
     space: str = "emotion8"
@@ -164,56 +159,13 @@ def utterance_loss(raw: torch.Tensor, target: torch.Tensor, mask: torch.Tensor |
     return loss
 
 
-# ------------------------------------------------------------------------------------- data
-def load_ravdess_clips(root: str | Path, actors: list[int] | None = None, *,
-                       feature: str = "logmel", feature_args: dict[str, Any] | None = None,
-                       keep_audio: bool = False) -> list[TrainClip]:
-    """RAVDESS utterances as :class:`TrainClip` s with one-hot EMOTION8 targets on every frame.
-
-    Args:
-        root: the RAVDESS folder (``Actor_XX/*.flac``).
-        actors: actor numbers to load (default all).
-        feature, feature_args: the feature extractor (must match the model's).
-        keep_audio: also keep the 16 kHz waveform.
-
-    Returns:
-        Clips named by the RAVDESS file stem, grouped by actor (``"Actor_05"``); every frame is
-        valid (the label is the utterance's, silence included, as at inference).
-
-    Example:
-        >>> clips = load_ravdess_clips("../shared/data/ravdess", actors=[1])   # doctest: +SKIP
-        >>> clips[0].targets.shape, clips[0].group                              # doctest: +SKIP
-        (torch.Size([83, 8]), 'Actor_01')
-    """
-    from ..audio import load_audio
-    from ..data.ravdess import RavdessDataset
-    from ..registry import FEATURES
-
-    ds = RavdessDataset(root, actors=actors, with_audio=False, vocal_channel="speech")
-    fx = FEATURES.create(feature, **(feature_args or {}))
-    clips: list[TrainClip] = []
-    for item in ds.items:
-        wave = load_audio(item.path, target_rate=int(getattr(fx, "sample_rate", 16000)))
-        with torch.no_grad():
-            feats = fx(wave).T.contiguous()
-        t = feats.shape[0]
-        if t < 1:
-            raise DataError(f"{item.path}: too short for one feature frame")
-        y = torch.zeros(t, EMOTION8.dim)
-        y[:, item.emotion8] = 1.0
-        clips.append(TrainClip(name=item.info.name, group=f"Actor_{item.actor:02d}",
-                               features=feats, targets=y, mask=torch.ones(t, dtype=torch.bool),
-                               audio=wave if keep_audio else None))
-    return clips
-
-
 # ------------------------------------------------------------------------------------- trainer
 class UtteranceEmotionTrainer(EstimatorTrainer):
     """:class:`EstimatorTrainer` with an utterance-level loss on the frame-averaged prediction.
 
     Only the loss, the validation metrics and an optional feature augmentation change; the loop,
     checkpoints, resume, early stopping and ``best/`` saving are the base trainer's. Clips come
-    from :func:`load_ravdess_clips` (or are passed in). The config is an
+    from :func:`~speechface.data.clips.load_ravdess_clips` (or are passed in). The config is an
     :class:`EmotionTrainConfig`.
 
     Example:
@@ -223,16 +175,16 @@ class UtteranceEmotionTrainer(EstimatorTrainer):
 
     cfg: EmotionTrainConfig
 
-    def _loss(self, raw: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    def loss(self, raw: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         return utterance_loss(raw.float(), y, m, pool=self.cfg.pool,
                               frame_weight=self.cfg.frame_weight)
 
-    def _batch(self, items: list[tuple[int, int]]) -> tuple[torch.Tensor, ...]:
-        x, y, m, lengths = super()._batch(items)
+    def make_batch(self, items: list[tuple[int, int]]) -> tuple[torch.Tensor, ...]:
+        x, y, m, lengths = super().make_batch(items)
         cfg = self.cfg
         if cfg.freq_mask or cfg.time_mask or cfg.gain_db:
             x = x.clone()
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.state.step)
             for b in range(x.shape[0]):
                 n = int(lengths[b])
                 if cfg.gain_db:  # log-mel of power: +G dB = + G / 10 * ln 10
@@ -252,327 +204,20 @@ class UtteranceEmotionTrainer(EstimatorTrainer):
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Utterance loss, accuracy (7-way) and MAE of the averaged distribution on val clips."""
-        self.net.eval()
         losses, errs, hits = [], [], []
-        for c in self.val_clips:
-            x = self._normalize(c.features[None].to(self.device))
-            raw = self.model(x)[0].float()
-            y, m = c.targets.to(self.device), c.mask.to(self.device)
-            if not bool(m.any()):
-                continue
-            losses.append(float(self._loss(raw[None], y[None], m[None])))
-            p = raw.softmax(-1)[m].mean(0)
-            t = y[m].mean(0)
-            errs.append(float((p - t).abs().mean()))
-            hits.append(float(int(p[:7].argmax()) == int(t.argmax())))
+        with eval_mode(self.model):
+            for c in self.val_clips:
+                raw = self.model(self.normalize(c.features[None].to(self.run.device)))[0].float()
+                y, m = c.targets.to(raw.device), c.mask.to(raw.device)
+                if not bool(m.any()):
+                    continue
+                losses.append(float(self.loss(raw[None], y[None], m[None])))
+                p, t = raw.softmax(-1)[m].mean(0), y[m].mean(0)
+                errs.append(float((p - t).abs().mean()))
+                hits.append(float(int(p[:7].argmax()) == int(t.argmax())))
         return {"loss": float(np.mean(losses)) if losses else float("nan"),
                 "mae": float(np.mean(errs)) if errs else float("nan"),
                 "accuracy": float(np.mean(hits)) if hits else float("nan")}
-
-
-# ------------------------------------------------------------------------------------- evaluation
-def evaluate_ravdess(model: Any, root: str | Path, actors: list[int], *, batch_size: int = 16,
-                     confusion_png: str | Path | None = None, title: str | None = None
-                     ) -> dict[str, Any]:
-    """Utterance-level emotion metrics of a speech model on RAVDESS actors.
-
-    Each clip goes through ``model.predict_batch``; its utterance prediction is the mean of the
-    per-frame probabilities (:meth:`Prediction.mean`). Metrics:
-
-    - ``accuracy_8``: argmax over all 8 outputs (a contempt prediction is simply wrong);
-    - ``accuracy_7`` / ``macro_f1_7``: argmax over the 7 classes RAVDESS has (calm counted as
-      neutral), macro-F1 over those 7;
-    - ``chance_uniform_7`` (1/7) and ``chance_majority`` (share of the most frequent class);
-    - ``confusion_7`` (rows = true, columns = predicted) and per-class recall.
-
-    Args:
-        model: an :class:`~speechface.EmotionEstimator` (or any ``SpeechEstimator`` of emotion8).
-        root: the RAVDESS folder.
-        actors: the held-out actors to score.
-        confusion_png: also save the 7-way confusion matrix picture here.
-
-    Example:
-        >>> evaluate_ravdess(est, "../shared/data/ravdess", [3, 8, 15, 22])["accuracy_7"]  # doctest: +SKIP
-        0.47
-    """
-    from ..data.ravdess import RavdessDataset
-    from ..metrics import accuracy, confusion_matrix, macro_f1, plot_confusion
-
-    if model.space.name != EMOTION8.name:
-        raise DataError(f"model predicts {model.space.name}, not emotion8")
-    ds = RavdessDataset(root, actors=actors, with_audio=False, vocal_channel="speech")
-    preds = model.predict_batch([str(p) for p in ds.paths], batch_size=batch_size)
-    probs = np.stack([p.values.mean(0) for p in preds])
-    true = ds.emotion8_labels()
-    pred8 = probs.argmax(1)
-    pred7 = probs[:, list(SEVEN)].argmax(1)
-    cm = confusion_matrix(pred7, true, 7)
-    counts = np.bincount(true, minlength=7)
-    labels7 = list(EMOTION8.labels[:7])
-    out = {
-        "actors": sorted(int(a) for a in actors),
-        "n_clips": int(len(true)),
-        "accuracy_8": accuracy(pred8, true),
-        "accuracy_7": accuracy(pred7, true),
-        "macro_f1_7": macro_f1(pred7, true, 7),
-        "macro_f1_8": macro_f1(pred8, true, 8),
-        "chance_uniform_7": 1.0 / 7.0,
-        "chance_majority": float(counts.max() / counts.sum()),
-        "predicted_contempt": int((pred8 == 7).sum()),
-        "labels_7": labels7,
-        "confusion_7": cm.tolist(),
-        "recall_7": {lab: float(cm[i, i] / max(cm[i].sum(), 1)) for i, lab in enumerate(labels7)},
-    }
-    if confusion_png is not None:
-        plot_confusion(cm, labels7, confusion_png, title=title)
-        out["confusion_png"] = str(confusion_png)
-    return out
-
-
-# ------------------------------------------------------------------------------------- distillation targets
-def _crop_grey(image: np.ndarray, box: np.ndarray, margin: float, size: int) -> np.ndarray:
-    from PIL import Image
-
-    from ..face import crop_face
-
-    crop = crop_face(image, box, margin=margin, size=None).image
-    pil = Image.fromarray(crop).convert("L").resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(pil, dtype=np.uint8)
-
-
-def _track_boxes(frames: list[Any], teacher: Any, every: int) -> tuple[np.ndarray, np.ndarray]:
-    """MediaPipe boxes on every ``every``-th frame, linearly interpolated for the others."""
-    n = len(frames)
-    picks = sorted(set(range(0, n, every)) | {n - 1})
-    teacher.reset()
-    seen_idx, seen_box = [], []
-    for i in picks:
-        obs = teacher.observe(frames[i].image, int(round(frames[i].time * 1000)))
-        if obs.found:
-            seen_idx.append(i)
-            seen_box.append(np.asarray(obs.box, np.float64))
-    teacher.reset()
-    found = np.zeros(n, dtype=bool)
-    rects = np.zeros((n, 4), np.float32)
-    if not seen_idx:
-        return found, rects
-    idx = np.asarray(seen_idx)
-    sb = np.stack(seen_box)
-    allf = np.arange(n)
-    for c in range(4):
-        rects[:, c] = np.interp(allf, idx, sb[:, c])
-    nearest = np.abs(allf[:, None] - idx[None, :]).min(1)
-    found = nearest <= every  # a frame next to a missed detection counts as no face
-    return found, rects
-
-
-def emotion_targets_for_video(video: str | Path, recognizer: Any, teacher: Any, n_frames: int, *,
-                              margin: float = 0.1, max_seconds: float | None = None,
-                              boxes: dict[str, np.ndarray] | None = None, box_every: int = 1,
-                              batch_size: int = 256
-                              ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Per-frame FER+ teacher distributions of a talking-face video on the 25 fps grid.
-
-    The decoded video frames are run through the MediaPipe ``teacher`` (its box = the extent of
-    the face mesh; see ``box_every``); every frame's face is cut as a square ``(1 + 2 * margin)`` times the box's longer
-    side (:func:`~speechface.face.crop_face`), turned grey, resized to the recogniser's input and
-    scored. The distributions are then resampled from the video's timestamps onto frames
-    ``n / 25`` s with :func:`~speechface.data.openface.to_frame_grid` (so any frame rate lines up
-    with the audio features) and renormalised.
-
-    Args:
-        video: the source video.
-        recognizer: an :class:`~speechface.expression.ExpressionRecognizer`.
-        teacher: a :class:`~speechface.teachers.MediaPipeTeacher` (``running_mode="video"``;
-            reset here for each video). May be None when ``boxes`` are given.
-        n_frames: frames of the audio grid (the shard's ``n_frames``).
-        margin: crop margin on each side, as a fraction of the box's longer side.
-        max_seconds: only the first seconds (tests).
-        boxes: the face track of an earlier run (``info["track"]`` of this function:
-            ``times``, ``found``, ``boxes`` per video frame); MediaPipe is then skipped.
-        box_every: run MediaPipe on every ``box_every``-th frame only (and the last one) and
-            interpolate the boxes linearly in between (faces move little in 1/5 s; the teacher
-            still scores every frame). 1 = every frame.
-
-    Returns:
-        ``(probs (n_frames, 8) float32, mask (n_frames,) bool, info)``; masked frames hold 0.
-        ``info["track"]`` holds the face track (reusable as ``boxes``).
-
-    Example:
-        >>> probs, mask, info = emotion_targets_for_video("clip.mp4", fer, mp, 75)  # doctest: +SKIP
-    """
-    from ..data.openface import to_frame_grid
-    from ..video import iter_video_frames
-
-    size = int(recognizer.input_size)
-    limit = None if max_seconds is None else max_seconds + 0.2
-    frames = []
-    for i, frame in enumerate(iter_video_frames(video)):
-        if (limit is not None and frame.time > limit) or \
-                (boxes is not None and i >= len(boxes["found"])):
-            break
-        frames.append(frame)
-    if not frames:
-        raise DataError(f"{video}: no video frames decoded")
-    times = np.array([f.time for f in frames], dtype=np.float64)
-    if boxes is not None:
-        found = np.array(boxes["found"][:len(frames)], dtype=bool)
-        rects = np.asarray(boxes["boxes"][:len(frames)], dtype=np.float32)
-    else:
-        if teacher is None:
-            raise ValueError("give a MediaPipe teacher or the boxes of an earlier run")
-        found, rects = _track_boxes(frames, teacher, max(1, int(box_every)))
-    crops = np.zeros((len(frames), size, size), np.uint8)
-    for i, frame in enumerate(frames):
-        box = rects[i]
-        if found[i] and float(box[2] - box[0]) > 4 and float(box[3] - box[1]) > 4:
-            try:
-                crops[i] = _crop_grey(frame.image, box, margin, size)
-            except (ValueError, SpeechfaceError):
-                found[i] = False
-        else:
-            found[i] = False
-    del frames
-    fnd = found
-    probs = np.zeros((len(times), EMOTION8.dim), np.float32)
-    if fnd.any():
-        idx = np.flatnonzero(fnd)
-        for s in range(0, len(idx), batch_size):
-            chunk = idx[s:s + batch_size]
-            probs[chunk] = np.asarray(recognizer.predict(np.stack([crops[i] for i in chunk])),
-                                      dtype=np.float32)
-    grid, mask = to_frame_grid(np.asarray(times), probs, fnd, n_frames, FPS)
-    total = grid.sum(1, keepdims=True)
-    grid = np.where(total > 0, grid / np.maximum(total, 1e-8), 0.0).astype(np.float32)
-    mask = mask & (total[:, 0] > 0)
-    info = {"video_frames": len(times), "face_found_fraction": round(float(fnd.mean()), 4),
-            "emotion8_mean": [round(float(v), 4) for v in (grid[mask].mean(0) if mask.any()
-                                                            else np.zeros(8))],
-            "track": {"times": times, "found": fnd, "boxes": rects}}
-    return grid, mask, info
-
-
-def _read_track(path: Path) -> dict[str, np.ndarray] | None:
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in ("times", "found", "boxes")}
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def add_emotion_targets(shards: str | Path, recognizer: Any = None, *,
-                        output: str | Path | None = None, landmarker: str | Path | None = None,
-                        margin: float = 0.1, overwrite: bool = False, progress: bool = True,
-                        names: list[str] | None = None, strict: bool = False,
-                        box_cache: str | Path | None = None, box_every: int = 1
-                        ) -> list[dict[str, Any]]:
-    """Add per-frame ``targets_emotion8`` (FER+ teacher) to prepared talking-face shards.
-
-    For every clip, the source video named in its record (``source``) is read again, and
-    :func:`emotion_targets_for_video` scores each frame's face. The clip is written back
-    (atomically, all arrays kept) with ``targets_emotion8 (frames, 8)`` added and ``mask`` narrowed
-    to frames where the teacher saw a face (the same MediaPipe detection as the AU targets, so
-    it rarely changes). Clips that already have ``targets_emotion8`` in ``output`` are skipped
-    (resumable) unless ``overwrite``. The manifest of ``output`` is rebuilt at the end.
-
-    Args:
-        shards: folder of clips from ``speechface prepare av``.
-        recognizer: an :class:`~speechface.expression.ExpressionRecognizer`, or a model
-            name/folder for ``ExpressionRecognizer.from_pretrained`` (None = the packaged one).
-        output: where to write (default: in place, into ``shards``).
-        landmarker: the ``face_landmarker.task`` bundle (default: found automatically).
-        margin: face crop margin (see :func:`emotion_targets_for_video`).
-        names: only these clips (default all).
-        strict: raise on the first failing clip instead of logging and skipping it.
-        box_cache: a folder keeping each clip's MediaPipe face track (``<name>.npz``: times,
-            found, boxes per video frame); a rerun with another teacher then skips MediaPipe,
-            the slow part.
-        box_every: MediaPipe on every n-th frame, boxes interpolated in between (see
-            :func:`emotion_targets_for_video`).
-
-    Returns:
-        The records of the clips now holding ``targets_emotion8``.
-
-    Example:
-        >>> add_emotion_targets("prepared/av_mediapipe", output="prepared/av_emotion8")  # doctest: +SKIP
-    """
-    from .._io import atomic_write
-    from ..data.shards import list_clips, read_clip, rebuild_manifest, write_clip
-    from ..expression import ExpressionRecognizer
-    from ..teachers.mediapipe import MediaPipeTeacher
-
-    src = Path(shards)
-    out = Path(output) if output is not None else src
-    out.mkdir(parents=True, exist_ok=True)
-    if recognizer is None or isinstance(recognizer, (str, Path)):
-        recognizer = ExpressionRecognizer.from_pretrained(recognizer)
-    records = list_clips(src)
-    if names is not None:
-        wanted = set(names)
-        records = [r for r in records if r["name"] in wanted]
-    if not records:
-        raise DataError(f"{src}: no clips to label")
-    teacher = MediaPipeTeacher(landmarker, running_mode="video")
-    cache = Path(box_cache) if box_cache is not None else None
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-    done: list[dict[str, Any]] = []
-    bar: Any = records
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(records, desc="emotion8 targets", unit="clip")
-    t0 = time.time()
-    try:
-        for rec in bar:
-            name = rec["name"]
-            target = out / f"{name}.npz"
-            if not overwrite and target.is_file():
-                try:
-                    _, rec_o = read_clip(target, keys=["targets_emotion8"])
-                    done.append(rec_o)
-                    continue
-                except DataError:
-                    pass
-            try:
-                arrays, meta = read_clip(src, name)
-                source = Path(meta.get("source") or rec.get("source") or "")
-                if not source.is_file():
-                    raise DataError(f"clip {name}: source video {source} not found")
-                n = int(arrays["mask"].shape[0])
-                track = _read_track(cache / f"{name}.npz") if cache is not None else None
-                probs, mask, info = emotion_targets_for_video(
-                    source, recognizer, teacher, n, margin=margin, boxes=track,
-                    box_every=box_every,
-                    max_seconds=float(meta["seconds"]) if meta.get("seconds") else None)
-                if cache is not None and track is None:
-                    with atomic_write(cache / f"{name}.npz", "wb") as f:
-                        np.savez(f, **info["track"])
-            except SpeechfaceError as e:
-                if strict:
-                    raise
-                log.warning("skipping %s: %s", name, e)
-                continue
-            arrays["targets_emotion8"] = probs
-            arrays["mask"] = arrays["mask"].astype(bool) & mask
-            targets = list(meta.get("targets") or [])
-            meta.update(
-                targets=targets + (["emotion8"] if "emotion8" not in targets else []),
-                expression_teacher=getattr(recognizer, "name", "expression"),
-                expression_crop={"box": "mediapipe mesh extent", "margin": margin,
-                                 "box_every": box_every,
-                                 "size": int(recognizer.input_size), "colour": "grey"},
-                emotion8_found_fraction=info["face_found_fraction"],
-                valid_fraction=round(float(arrays["mask"].mean()), 4),
-                written_at=time.time())
-            done.append(write_clip(out, name, arrays, meta))
-    finally:
-        teacher.close()
-    rebuild_manifest(out)
-    log.info("emotion8 targets: %d clips in %s (%.0f s)", len(done), out, time.time() - t0)
-    return done
 
 
 # ------------------------------------------------------------------------------------- driver
@@ -661,7 +306,7 @@ def train_emotion(cfg: EmotionTrainConfig, config_path: str | None = None) -> di
     final folder is copied there too.
 
     Returns:
-        The trainer's result plus ``seconds`` and ``test`` (the :func:`evaluate_ravdess`
+        The trainer's result plus ``seconds`` and ``test`` (the :func:`~speechface.evaluators.emotion.evaluate_ravdess`
         metrics, or None when RAVDESS is absent on the distill route).
 
     Example:
@@ -705,6 +350,8 @@ def train_emotion(cfg: EmotionTrainConfig, config_path: str | None = None) -> di
                     "teacher": "FER+ expression recogniser on MediaPipe face crops"}
         trainer = EstimatorTrainer(cfg)
     result = trainer.train()
+    if not trainer.run.dist.is_main:  # rank 0 evaluates and writes
+        return result
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["train_groups"] = trainer.model.info.get("train_groups", [])
     best = out / "best"
@@ -729,73 +376,18 @@ def train_emotion(cfg: EmotionTrainConfig, config_path: str | None = None) -> di
         for f in ("config.json", "model.safetensors", "README.md"):
             shutil.copyfile(best / f, dest / f)
     result["test"] = test
-    write_json(out / "result.json", result)
+    write_json(out / "result.json", finite_json(result))
     return result
 
 
-# ------------------------------------------------------------------------------------- CLI
-@register_component
-def add_train_parser(tsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``speechface train emotion --config cfg.yaml --set key=value`` (route: ravdess | distill).
-
-    Example (shell)::
-
-        speechface train emotion --config configs/emotion_ravdess.yaml --set epochs=3
-    """
-    p = tsub.add_parser("emotion", help="train a speech -> emotion8 student (RAVDESS or distilled)",
-                        description="Train a speech emotion estimator. route=ravdess: supervised "
-                                    "on RAVDESS utterance labels (frame-averaged cross-entropy); "
-                                    "route=distill: per-frame KL to FER+ teacher targets in "
-                                    "prepared shards. Options come from --config (YAML or JSON; "
-                                    "keys = EmotionTrainConfig fields) and --set.")
-    add_config_arguments(p, "route=distill epochs=5")
-    p.set_defaults(func=_run_train_emotion)
-
-
-def _run_train_emotion(args: argparse.Namespace) -> int:
-    cfg = config_from_args(EmotionTrainConfig, args)
-    result = train_emotion(cfg, config_path=args.config)
-    print(json.dumps({k: v for k, v in result.items() if k not in ("test", "train_groups")}),
-          file=sys.stderr)
+# ------------------------------------------------------------------------------------- command
+@train_command("emotion", EmotionTrainConfig, example="route=distill epochs=5",
+               help="train a speech -> emotion8 student (route=ravdess: supervised on RAVDESS "
+                    "utterance labels; route=distill: per-frame KL to FER+ teacher targets)")
+def run_train_emotion(cfg: EmotionTrainConfig, config_path: str | None) -> dict[str, Any]:
+    """Handler of ``speechface train emotion``."""
+    result = train_emotion(cfg, config_path=config_path)
     if result.get("test"):
         print(f"held-out: {_fmt_metrics(result['test'])}", file=sys.stderr)
-    print(f"trained model: {Path(cfg.out_dir) / 'best'}", file=sys.stderr)
-    return 0
-
-
-def build_prepare_emotion_parser(psub: Any) -> None:
-    """Add ``speechface prepare emotion SHARDS [-o OUT] [--expression NAME]`` to ``prepare``.
-
-    Example (shell)::
-
-        speechface prepare emotion prepared/av_mediapipe -o prepared/av_emotion8
-    """
-    p = psub.add_parser("emotion", help="add FER+ teacher targets_emotion8 to prepared shards",
-                        description="Re-read each clip's source video, crop every frame's face "
-                                    "(MediaPipe box), score it with the FER+ expression teacher "
-                                    "and store per-frame targets_emotion8 in the clip.")
-    p.add_argument("shards", help="shard folder from 'speechface prepare av'")
-    p.add_argument("-o", "--output", default=None, help="write here (default: in place)")
-    p.add_argument("--expression", default=None, metavar="NAME",
-                   help="expression recogniser name or folder (default: the packaged FER+ model)")
-    p.add_argument("--model", default=None, help="face_landmarker.task (default: auto)")
-    p.add_argument("--margin", type=float, default=0.1, help="face crop margin per side")
-    p.add_argument("--box-cache", default=None, metavar="DIR",
-                   help="keep/reuse the MediaPipe face tracks here (a rerun skips MediaPipe)")
-    p.add_argument("--box-every", type=int, default=1, metavar="N",
-                   help="MediaPipe on every N-th frame, boxes interpolated between (default 1)")
-    p.add_argument("--overwrite", action="store_true", help="redo clips that have targets")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_prepare_emotion)
-
-
-def _run_prepare_emotion(args: argparse.Namespace) -> int:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    recs = add_emotion_targets(args.shards, args.expression, output=args.output,
-                               landmarker=args.model, margin=args.margin,
-                               overwrite=args.overwrite, progress=not args.quiet,
-                               box_cache=args.box_cache, box_every=args.box_every)
-    print(f"{len(recs)} clips hold targets_emotion8 in {args.output or args.shards}",
-          file=sys.stderr)
-    return 0
+    return {**{k: v for k, v in result.items() if k not in ("test", "train_groups")},
+            "model": f"{cfg.out_dir}/best"}

@@ -1,0 +1,144 @@
+"""Utterances in memory for the speech recipes: :class:`TrainClip` and its readers.
+
+- :func:`load_training_clips`: prepared shards (``speechface prepare av``) -> clips with
+  features, per-frame targets of one space and a validity mask;
+- :func:`load_ravdess_clips`: RAVDESS utterances with one-hot EMOTION8 targets;
+- :func:`split_groups`: a group-disjoint (speaker-disjoint) train/validation split.
+
+Used by :mod:`speechface.training`, :mod:`speechface.evaluation` and
+:mod:`speechface.calibration` alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..spaces import EMOTION8
+
+__all__ = ["TrainClip", "load_training_clips", "split_groups", "load_ravdess_clips"]
+
+
+@dataclass
+class TrainClip:
+    """One utterance ready for training: features ``(T, F)``, targets ``(T, D)``, mask ``(T,)``."""
+
+    name: str
+    group: str
+    features: torch.Tensor
+    targets: torch.Tensor
+    mask: torch.Tensor
+    audio: torch.Tensor | None = None
+
+
+def load_training_clips(data: str | list[str], space: str, feature: str | None,
+                        feature_args: dict[str, Any] | None = None, *,
+                        keep_audio: bool = False) -> list[TrainClip]:
+    """Read prepared shards into memory as :class:`TrainClip` s.
+
+    Features stored in the shards are used when they were made by the requested extractor with
+    the same settings; otherwise they are recomputed from the shard's 16 kHz audio.
+    """
+    from ..registry import FEATURES
+    from .shards import list_clips, read_clip
+
+    roots = [data] if isinstance(data, (str, Path)) else list(data)
+    fx = FEATURES.create(feature or "logmel", **(feature_args or {}))
+    fx_cfg = {"name": fx.registry_name, "args": fx.config()}
+    key = f"targets_{space}"
+    clips: list[TrainClip] = []
+    for root in roots:
+        for rec in list_clips(root):
+            arrays, _ = read_clip(root, rec["name"])
+            if key == "targets_blendshapes52" and key not in arrays and "blendshapes" in arrays:
+                from ..blendshapes import mediapipe_to_arkit52  # MediaPipe order -> ARKit-52
+
+                arrays = {**arrays, key: mediapipe_to_arkit52(arrays["blendshapes"])}
+            if key not in arrays:
+                raise DataError(f"{root}: clip {rec['name']} has no {key!r} (have: "
+                                f"{', '.join(sorted(arrays))}); prepare it with a teacher for {space}")
+            stored = dict(rec.get("features") or {})
+            same = stored.pop("name", None) == fx_cfg["name"] and stored == fx_cfg["args"]
+            if same and "features" in arrays:
+                feats = torch.from_numpy(arrays["features"]).float()
+            else:
+                with torch.no_grad():
+                    feats = fx(torch.from_numpy(arrays["audio"]).float())
+            t = min(feats.shape[-1], len(arrays[key]))
+            clips.append(TrainClip(
+                name=str(rec["name"]),
+                group=str(rec.get("speaker", rec.get("group", rec["name"]))),
+                features=feats[:, :t].T.contiguous(),
+                targets=torch.from_numpy(np.asarray(arrays[key][:t], dtype=np.float32)),
+                mask=torch.from_numpy(np.asarray(arrays["mask"][:t], dtype=bool)),
+                audio=torch.from_numpy(arrays["audio"]).float() if keep_audio else None,
+            ))
+    if not clips:
+        raise DataError(f"no prepared clips found in {', '.join(map(str, roots))}")
+    return clips
+
+
+def split_groups(clips: list[TrainClip], val_groups: list[str] | None, val_fraction: float,
+                 seed: int) -> tuple[list[TrainClip], list[TrainClip]]:
+    """Group-disjoint train/validation split (a group = a speaker or a clip)."""
+    groups = sorted({c.group for c in clips})
+    if val_groups is None:
+        rng = np.random.default_rng(seed)
+        n_val = max(1, round(len(groups) * val_fraction))
+        val_groups = list(rng.permutation(groups)[:n_val])
+    unknown = set(val_groups) - set(groups)
+    if unknown:
+        raise DataError(f"validation groups not in the data: {', '.join(sorted(unknown))}")
+    val = [c for c in clips if c.group in set(val_groups)]
+    train = [c for c in clips if c.group not in set(val_groups)]
+    if not train or not val:
+        raise DataError(f"split left {len(train)} training and {len(val)} validation clips; "
+                        f"need both (groups: {len(groups)})")
+    return train, val
+
+
+def load_ravdess_clips(root: str | Path, actors: list[int] | None = None, *,
+                       feature: str = "logmel", feature_args: dict[str, Any] | None = None,
+                       keep_audio: bool = False) -> list[TrainClip]:
+    """RAVDESS utterances as :class:`TrainClip` s with one-hot EMOTION8 targets on every frame.
+
+    Args:
+        root: the RAVDESS folder (``Actor_XX/*.flac``).
+        actors: actor numbers to load (default all).
+        feature, feature_args: the feature extractor (must match the model's).
+        keep_audio: also keep the 16 kHz waveform.
+
+    Returns:
+        Clips named by the RAVDESS file stem, grouped by actor (``"Actor_05"``); every frame is
+        valid (the label is the utterance's, silence included, as at inference).
+
+    Example:
+        >>> clips = load_ravdess_clips("../shared/data/ravdess", actors=[1])   # doctest: +SKIP
+        >>> clips[0].targets.shape, clips[0].group                              # doctest: +SKIP
+        (torch.Size([83, 8]), 'Actor_01')
+    """
+    from ..audio import load_audio
+    from ..registry import FEATURES
+    from .ravdess import RavdessDataset
+
+    ds = RavdessDataset(root, actors=actors, with_audio=False, vocal_channel="speech")
+    fx = FEATURES.create(feature, **(feature_args or {}))
+    clips: list[TrainClip] = []
+    for item in ds.items:
+        wave = load_audio(item.path, target_rate=int(getattr(fx, "sample_rate", 16000)))
+        with torch.no_grad():
+            feats = fx(wave).T.contiguous()
+        t = feats.shape[0]
+        if t < 1:
+            raise DataError(f"{item.path}: too short for one feature frame")
+        y = torch.zeros(t, EMOTION8.dim)
+        y[:, item.emotion8] = 1.0
+        clips.append(TrainClip(name=item.info.name, group=f"Actor_{item.actor:02d}",
+                               features=feats, targets=y, mask=torch.ones(t, dtype=torch.bool),
+                               audio=wave if keep_audio else None))
+    return clips

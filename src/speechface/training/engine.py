@@ -1,0 +1,804 @@
+"""The training engine: the parts every recipe in :mod:`speechface.training` shares.
+
+A recipe (``estimator.py``, ``expression.py``, ``emotion.py``, ``ganimation.py``,
+``warp.py``) keeps its config, its set-up, the visible loop body (batch -> loss -> step), its
+validation and its samples. Everything else is here, in one place:
+
+- :class:`Run`: one train state (:class:`TrainState`: step, epoch, position in the epoch,
+  seconds, the recipe's own counters), the optimizers and schedulers, RNG states, early
+  stopping and the config, checkpointed one way and resumed with an announcement; the stop
+  rules (epochs with patience, ``max_steps``, ``max_minutes``); gradient averaging over
+  ``torchrun`` processes (rank 0 writes); the final save and ``metrics.json``.
+- :class:`MetricWindow`: running means and throughput for ``log.csv`` and the tqdm bar.
+- :class:`TrainConfig` and :func:`config_from_dict`: config dataclasses checked against their
+  field types and bounds when they are built, before anything is allocated.
+- :func:`train_command`: turns a config dataclass and a function into ``speechface train NAME
+  --config FILE --set KEY=VALUE``.
+
+Checkpoint layout (every recipe)::
+
+    OUT/checkpoints/step-000001200/model.safetensors   the model (+ config.json: a folder that
+                                   config.json         from_pretrained loads)
+                                   critic.safetensors  further modules, one file each
+                                   trainer_state.pt    optimizers, schedulers, state, RNG, early
+                                                       stopping, config: plain tensors and
+                                                       containers (torch.load weights_only=True)
+    OUT/checkpoints/latest                             the newest complete checkpoint's name
+
+A rerun with the same ``out_dir`` resumes from the newest checkpoint that reads back whole,
+falling back to the one before when the newest is damaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+import re
+import shutil
+import sys
+import time
+import types
+import typing
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .._hparams import json_plain
+from .._io import atomic_path, atomic_write, write_json
+from ..errors import DataError
+
+__all__ = ["TrainConfig", "config_from_dict", "load_config_file", "parse_overrides",
+           "train_command", "TRAIN_COMMANDS", "Run", "TrainState", "MetricWindow",
+           "CheckpointManager", "CSVLogger", "EarlyStopping", "DistInfo", "init_distributed",
+           "seed_everything", "rng_state", "set_rng_state", "autocast", "finite_json"]
+
+C = TypeVar("C")
+MAX_CONFIG_BYTES = 1 << 20
+
+
+# ------------------------------------------------------------------------------------ configs
+#: Bounds of option names shared by the recipes (a config adds its own in ``BOUNDS``).
+COMMON_BOUNDS = {
+    "batch_size": ">=1", "epochs": ">=1", "max_steps": ">=0", "max_minutes": ">=0",
+    "patience": ">=0", "crop_frames": ">=1", "lr": ">0", "grad_clip": ">=0",
+    "checkpoint_every": ">=0", "keep_checkpoints": ">=1", "weight_decay": ">=0",
+    "val_fraction": "[0,1]", "log_every": ">=1", "sample_every": ">=0", "num_threads": ">=0",
+    "threads": ">=0", "eval_batch_size": ">=1", "decay_fraction": "[0,1]",
+}
+
+
+class TrainConfig:
+    """Base of the recipes' config dataclasses: checks every field when an instance is built.
+
+    Types come from the annotations (``int``, ``float``, ``str``, ``bool``, ``list[...]``,
+    ``dict[str, ...]``, unions with None); bounds from :data:`COMMON_BOUNDS` and the class's
+    ``BOUNDS`` (``">=1"``, ``">0"``, ``"[0,1]"``) and ``CHOICES``; ``device`` must name a
+    device this machine has. A bad value raises :class:`~speechface.errors.DataError` naming
+    the field.
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class Cfg(TrainConfig):
+        ...     batch_size: int = 8
+        >>> Cfg(batch_size=0)
+        Traceback (most recent call last):
+        speechface.errors.DataError: config: batch_size must be >= 1, got 0
+    """
+
+    BOUNDS: ClassVar[dict[str, str]] = {}
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is not None:
+        return {list: "a list", dict: "a mapping"}.get(origin, str(tp))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """``value`` as type ``tp`` (ints accepted for floats), or raise TypeError."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for a in args:
+            with contextlib.suppress(TypeError):
+                return _coerce(value, a)
+        raise TypeError
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise TypeError
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin is list:
+        if isinstance(value, (list, tuple)):
+            return [_coerce(v, args[0]) if args else v for v in value]
+    elif origin is dict:
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return dict(value)
+    else:
+        return value
+    raise TypeError
+
+
+def _bound_error(value: Any, rule: str) -> str | None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if rule.startswith("["):
+        lo, hi = (float(v) for v in rule[1:-1].split(","))
+        return None if lo <= value <= hi else f"must be in {rule}"
+    m = re.fullmatch(r"(>=|>|<=|<)(-?[\d.e+-]+)", rule)
+    assert m, rule
+    op, ref = m.group(1), float(m.group(2))
+    ok = {">=": value >= ref, ">": value > ref, "<=": value <= ref, "<": value < ref}[op]
+    return None if ok else f"must be {op} {m.group(2)}"
+
+
+def check_config(cfg: Any, where: str = "config") -> None:
+    """Check (and coerce ints to floats in) a config dataclass instance; see :class:`TrainConfig`."""
+    hints = typing.get_type_hints(type(cfg))
+    bounds = {**COMMON_BOUNDS, **getattr(cfg, "BOUNDS", {})}
+    choices = getattr(cfg, "CHOICES", {})
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        try:
+            value = _coerce(value, hints.get(f.name, Any))
+        except TypeError:
+            shown = repr(value)
+            raise DataError(f"{where}: {f.name} must be {_describe(hints[f.name])}, got "
+                            f"{shown[:60] + '...' if len(shown) > 60 else shown}") from None
+        object.__setattr__(cfg, f.name, value)
+        problem = _bound_error(value, bounds[f.name]) if f.name in bounds else None
+        if problem is None and f.name in choices and value not in choices[f.name]:
+            problem = f"must be one of {', '.join(map(str, choices[f.name]))}"
+        if problem:
+            raise DataError(f"{where}: {f.name} {problem}, got {value!r}")
+    if isinstance(getattr(cfg, "device", None), str):
+        check_device(cfg.device, where)
+
+
+def check_device(name: str, where: str = "config") -> torch.device:
+    """``torch.device(name)`` if this machine has it, else a one-line DataError."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise DataError(f"{where}: device {name!r} is not a device name (cpu, cuda, cuda:1, mps)"
+                        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"{where}: device {name!r} asked for, but CUDA is not available here")
+    if device.type == "cuda" and device.index is not None \
+            and device.index >= torch.cuda.device_count():
+        raise DataError(f"{where}: device {name!r}: this machine has "
+                        f"{torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DataError(f"{where}: device {name!r} asked for, but MPS is not available here")
+    return device
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A mapping from a JSON or YAML file (YAML: ``safe_load``; at most 1 MiB is read)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        text = raw.decode("utf-8")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read config ({e.strerror})") from e
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: a config must be UTF-8 text") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise DataError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB; not a config file")
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as e:
+            raise DataError(f"{path}: YAML configs need PyYAML (pip install pyyaml)") from e
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            what = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise DataError(f"{path}: not valid YAML{at}: {what}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise DataError(f"{path}: not valid JSON ({str(e)[:80]})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: a config must be a mapping of option names to values")
+    return data
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["epochs=3", "model_args={\\"dropout\\": 0}"]`` -> dict (values parsed as JSON if they can be)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise DataError(f"--set expects KEY=VALUE, got {pair!r}")
+        k, v = pair.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except (json.JSONDecodeError, RecursionError):
+            out[k.strip()] = v
+    return out
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any], where: str = "config") -> C:
+    """Build config dataclass ``cls`` from a mapping: unknown keys and bad values are errors."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(map(str, data)) - names)
+    if unknown:
+        raise DataError(f"{where}: unknown option(s) {', '.join(unknown)}; "
+                        f"known: {', '.join(sorted(names))}")
+    try:
+        cfg = cls(**data)
+    except DataError as e:
+        raise DataError(str(e).replace("config:", f"{where}:", 1)) from None
+    if not isinstance(cfg, TrainConfig):
+        check_config(cfg, where)
+    return cfg
+
+
+# ------------------------------------------------------------------------------------ commands
+#: ``speechface train NAME``: NAME -> (config class, handler, help, example overrides).
+TRAIN_COMMANDS: dict[str, tuple[type, Callable[..., dict[str, Any]], str, str]] = {}
+
+
+def train_command(name: str, config: type, help: str, example: str = "epochs=5"
+                  ) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
+    """Register ``handler(cfg, config_path) -> result`` as ``speechface train NAME``.
+
+    The command reads ``--config FILE`` (YAML or JSON, keys = the fields of ``config``) and
+    ``--set KEY=VALUE ...``, checks them, calls the handler, and prints the result as one JSON
+    line and ``trained model: PATH`` (the result's ``"model"``) on stderr.
+
+    Example:
+        >>> @train_command("toy", ToyConfig, help="train the toy")        # doctest: +SKIP
+        ... def run_toy(cfg, config_path):
+        ...     return {"model": f"{cfg.out_dir}/best", "steps": 3}
+    """
+    def register(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        TRAIN_COMMANDS[name] = (config, handler, help, example)
+        return handler
+    return register
+
+
+def add_train_parsers(tsub: Any) -> None:
+    """Add one parser per registered command to the ``train`` sub-parsers object."""
+    for name, (cls, _, help_text, example) in TRAIN_COMMANDS.items():
+        p = tsub.add_parser(name, help=help_text,
+                            description=f"{help_text[0].upper()}{help_text[1:]}. Options come "
+                                        f"from --config (YAML or JSON; keys = {cls.__name__} "
+                                        "fields) and --set.")
+        p.add_argument("--config", help="YAML or JSON file")
+        p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                       help=f"override config keys, e.g. --set {example}")
+        p.set_defaults(func=_run_command, train_command=name)
+
+
+def _run_command(args: Any) -> int:
+    cls, handler, _, _ = TRAIN_COMMANDS[args.train_command]
+    data = load_config_file(args.config) if args.config else {}
+    data.update(parse_overrides(args.set))
+    cfg = config_from_dict(cls, data, where=args.config or "--set")
+    result = handler(cfg, args.config)
+    print(json.dumps(finite_json({k: v for k, v in result.items() if k != "model"})),
+          file=sys.stderr)
+    if result.get("model"):
+        print(f"trained model: {result['model']}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------------ RNG, ranks
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """All RNG states as tensors/lists (loadable with ``weights_only=True``)."""
+    py = random.getstate()
+    n = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": [py[0], list(py[1]), py[2]],
+            "numpy": [n[0], torch.from_numpy(n[1].astype(np.int64)), int(n[2]), int(n[3]),
+                      float(n[4])]}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+
+
+@dataclasses.dataclass
+class DistInfo:
+    """Where this process sits in a ``torchrun`` job (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(backend: str | None = None) -> DistInfo:
+    """Join the process group when started by ``torchrun`` (``WORLD_SIZE`` > 1; gloo on CPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend or ("nccl" if torch.cuda.is_available() else "gloo"))
+    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(),
+                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast on CPU or CUDA when ``enabled`` (mixed precision), else a no-op."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with NaN and infinite floats replaced by None (JSON has no Infinity)."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ------------------------------------------------------------------------------------ pieces
+class CheckpointManager:
+    """Numbered checkpoint folders with a ``latest`` pointer; keeps the newest ``keep``."""
+
+    def __init__(self, root: str | os.PathLike[str], keep: int = 2) -> None:
+        self.root = Path(root)
+        self.keep = keep
+
+    def save(self, step: int, write: Callable[[Path], Any], state: dict[str, Any]) -> Path:
+        """``write(folder)`` writes the weights, then the trainer state; renamed when complete.
+
+        The pointer is updated last, so a kill at any moment leaves the older checkpoints usable.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"step-{step:09d}"
+        final, tmp = self.root / name, self.root / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        write(tmp)
+        torch.save(state, tmp / "trainer_state.pt")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        with atomic_write(self.root / "latest") as f:
+            f.write(name + "\n")
+        for old in self.candidates()[self.keep:]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def candidates(self) -> list[Path]:
+        """Complete checkpoint folders, newest first."""
+        if not self.root.is_dir():
+            return []
+        return sorted((p for p in self.root.glob("step-*") if (p / "trainer_state.pt").is_file()),
+                      reverse=True)
+
+    def latest(self) -> Path | None:
+        """The newest complete checkpoint folder, or None."""
+        found = self.candidates()
+        return found[0] if found else None
+
+    @staticmethod
+    def load_state(folder: Path) -> dict[str, Any]:
+        """The trainer state of a checkpoint (``weights_only=True``: no arbitrary unpickling)."""
+        return torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=True)
+
+
+class CSVLogger:
+    """Append rows to ``path`` (header written once); does nothing when not ``enabled``."""
+
+    def __init__(self, path: str | os.PathLike[str], fields: list[str], enabled: bool = True) -> None:
+        self.path, self.fields, self.enabled = Path(path), fields, enabled
+
+    def log(self, **row: Any) -> None:
+        if not self.enabled:
+            return
+        new = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after ``step`` (used when resuming from an earlier checkpoint)."""
+        if not self.enabled or not self.path.exists():
+            return
+        with self.path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r.get("step", 0) or 0) <= step]
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+
+class EarlyStopping:
+    """Stop when the score (lower = better) has not improved for ``patience`` checks (0 = off)."""
+
+    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+        self.patience, self.min_delta = patience, min_delta
+        self.best, self.bad = float("inf"), 0
+
+    def update(self, score: float) -> bool:
+        """Record ``score``; return True if it is the best so far."""
+        if score < self.best - self.min_delta:
+            self.best, self.bad = score, 0
+            return True
+        self.bad += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.bad >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad": self.bad}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.best, self.bad = float(s["best"]), int(s["bad"])
+
+
+class MetricWindow:
+    """Running means of named values and the throughput since the window opened.
+
+    Example:
+        >>> w = MetricWindow(); w.add(32, loss=1.0); w.add(32, loss=3.0)
+        >>> w.means()["loss"], w.items
+        (2.0, 64)
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {}
+        self.items = 0
+        self.start = time.perf_counter()
+
+    def add(self, items: int = 0, **values: float) -> None:
+        """Count ``items`` (frames, images) and record one value per name."""
+        self.items += items
+        for k, v in values.items():
+            self.values.setdefault(k, []).append(float(v))
+
+    def means(self) -> dict[str, float]:
+        return {k: float(np.mean(v)) for k, v in self.values.items()}
+
+    def rate(self) -> float:
+        """Items per second since the window opened."""
+        return self.items / max(time.perf_counter() - self.start, 1e-9)
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Counters of a run; recipes add their own (numbers, tensors) as attributes.
+
+    Everything in ``vars(state)`` is checkpointed and restored.
+    """
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    seconds: float = 0.0
+
+
+_LEGACY_OPTIMIZERS = {"optimizer": "optimizer", "opt": "optimizer", "opt_g": "g", "opt_d": "d"}
+
+
+class Run:
+    """One training run of a recipe: state, checkpoints, resume, stop rules, logs, ranks.
+
+    Built at the start of a recipe's ``setup()``: joins the ``torchrun`` process group, seeds
+    every RNG with ``cfg.seed``, picks ``cfg.device``. The recipe then builds its models and
+    optimizers and calls :meth:`track` (which also resumes). In the loop: :meth:`sync_grads`
+    between ``backward()`` and ``step()``, :meth:`advance` after it, :meth:`done` /
+    :meth:`out_of_budget` as the loop conditions, :meth:`log` per window.
+
+    Args:
+        cfg: the recipe's config (``out_dir``, ``seed``, ``device``, ``progress`` and, where the
+            recipe has them, ``epochs``, ``max_steps``, ``max_minutes``, ``patience``,
+            ``checkpoint_every``, ``keep_checkpoints``).
+        log_fields: the columns of ``OUT/log.csv``.
+    """
+
+    def __init__(self, cfg: Any, log_fields: list[str]) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out_dir)
+        self.dist = init_distributed()
+        threads = getattr(cfg, "num_threads", 0) or getattr(cfg, "threads", 0)
+        if threads:
+            torch.set_num_threads(threads)
+        seed_everything(cfg.seed)
+        device = check_device(getattr(cfg, "device", "cpu"))
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", self.dist.local_rank)
+        self.device = device
+        self.state = TrainState()
+        self.stopper = EarlyStopping(getattr(cfg, "patience", 0))
+        self.ckpt = CheckpointManager(self.out / "checkpoints", getattr(cfg, "keep_checkpoints", 2))
+        self.log_file = CSVLogger(self.out / "log.csv", log_fields, enabled=self.dist.is_main)
+        self.model: Any = None
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self.stopped_by_time = False
+        self._clock = time.perf_counter()
+        self._seconds_before = 0.0
+
+    # ---------------------------------------------------------------- set-up and resume
+    def track(self, model: Any, modules: dict[str, nn.Module] | None = None,
+              optimizers: dict[str, torch.optim.Optimizer] | None = None,
+              schedulers: dict[str, Any] | None = None, resume: bool = True) -> Path | None:
+        """Register what a checkpoint holds and resume from the newest readable checkpoint.
+
+        ``model`` has ``save_pretrained`` (the loadable folder); ``modules`` are further
+        networks saved as ``NAME.safetensors``. On several ranks, rank 0's weights are copied to
+        the others and each rank then draws its own random numbers. Returns the checkpoint
+        resumed from (announced on stderr), or None.
+        """
+        self.model, self.modules = model, dict(modules or {})
+        self.optimizers, self.schedulers = dict(optimizers or {}), dict(schedulers or {})
+        if self.dist.distributed:
+            for m in [model, *self.modules.values()]:
+                for t in m.state_dict().values():
+                    dist.broadcast(t, 0)
+            seed_everything(self.cfg.seed + 1009 * self.dist.rank)
+        return self.resume() if resume else None
+
+    def resume(self) -> Path | None:
+        """Restore everything from the newest checkpoint that reads back whole (older ones are
+        fallbacks); say so on stderr. A folder with checkpoints of which none reads is an error."""
+        tried = []
+        for folder in self.ckpt.candidates():
+            try:  # a later candidate overwrites whatever a failed one applied
+                self._apply(folder, self._read_checkpoint(folder))
+            except Exception as e:  # noqa: BLE001 - any damage makes it a fallback case
+                reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+                warnings.warn(f"checkpoint {folder} is unreadable ({reason}); trying the one "
+                              "before", RuntimeWarning, stacklevel=2)
+                tried.append(folder.name)
+                continue
+            self.log_file.truncate_after(self.state.step)
+            if self.dist.is_main:  # always said: a resumed run must never pass for a fresh one
+                print(f"resumed from {folder} (epoch {self.state.epoch}, step {self.state.step})",
+                      file=sys.stderr)
+            return folder
+        if tried:
+            raise DataError(f"{self.ckpt.root}: no readable checkpoint ({', '.join(tried)}); "
+                            "move the folder away to start afresh")
+        return None
+
+    def _read_checkpoint(self, folder: Path) -> dict[str, Any]:
+        """Everything of a checkpoint in memory, checked against the tracked objects."""
+        from safetensors.torch import load_file
+
+        state = CheckpointManager.load_state(folder)
+        if not isinstance(state, dict):
+            raise DataError("trainer_state.pt does not hold a mapping")
+        if "format" not in state:  # checkpoints written before the engine
+            state = {"state": {k: v for k, v in state.items() if not isinstance(v, dict)
+                               or k == "stopper"},
+                     "optimizers": {_LEGACY_OPTIMIZERS[k]: v for k, v in state.items()
+                                    if k in _LEGACY_OPTIMIZERS},
+                     "schedulers": {}, "rng": state["rng"], "stopper": state.get("stopper")}
+            state["state"].pop("stopper", None)
+        missing = set(self.optimizers) - set(state["optimizers"])
+        if missing:
+            raise DataError(f"no state of optimizer(s) {', '.join(sorted(missing))}")
+        state["_weights"] = {name: load_file(str(folder / f"{name}.safetensors"))
+                             for name in self.modules}
+        return state
+
+    def _apply(self, folder: Path, state: dict[str, Any]) -> None:
+        from ..hub import load_state
+
+        load_state(self.model, folder)
+        for name, sd in state["_weights"].items():
+            self.modules[name].load_state_dict(sd, strict=True)
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        for k, v in state["state"].items():
+            setattr(self.state, k, v.to(self.device) if isinstance(v, torch.Tensor) else v)
+        if state.get("stopper") is not None:
+            self.stopper.load_state_dict(state["stopper"])
+        set_rng_state(state["rng"])
+        if self.dist.distributed:
+            seed_everything(self.cfg.seed + 1009 * self.dist.rank + self.state.step)
+        self._seconds_before = float(self.state.seconds)
+        self._clock = time.perf_counter()
+
+    def save(self, only_if_new: bool = False) -> Path | None:
+        """Write a checkpoint of everything tracked (rank 0)."""
+        self.tick()
+        if not self.dist.is_main:
+            return None
+        latest = self.ckpt.latest()
+        if only_if_new and latest is not None and latest.name == f"step-{self.state.step:09d}":
+            return latest
+        state = {"format": 1,
+                 "state": {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
+                           for k, v in vars(self.state).items()},
+                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                 "rng": rng_state(), "stopper": self.stopper.state_dict(),
+                 "config": json_plain(dataclasses.asdict(self.cfg))}
+        return self.ckpt.save(self.state.step, self._write_weights, state)
+
+    def _write_weights(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        self.model.save_pretrained(folder)
+        for name, m in self.modules.items():
+            sd = {k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
+            save_file(sd, str(folder / f"{name}.safetensors"), metadata={"format": "pt"})
+
+    # ---------------------------------------------------------------- the loop
+    def tick(self) -> float:
+        """Update and return ``state.seconds`` (training time over all runs of this folder)."""
+        self.state.seconds = self._seconds_before + time.perf_counter() - self._clock
+        return self.state.seconds
+
+    def out_of_budget(self) -> bool:
+        """``max_steps`` reached or ``max_minutes`` used up (check after every step)."""
+        cfg, st = self.cfg, self.state
+        if getattr(cfg, "max_steps", 0) and st.step >= cfg.max_steps:
+            return True
+        if getattr(cfg, "max_minutes", 0) and self.tick() >= 60 * cfg.max_minutes:
+            self.stopped_by_time = True
+            return True
+        return False
+
+    def done(self) -> bool:
+        """Any stop rule: budget (:meth:`out_of_budget`), ``epochs``, early stopping."""
+        epochs = getattr(self.cfg, "epochs", 0)
+        return (self.out_of_budget() or bool(epochs and self.state.epoch >= epochs)
+                or self.stopper.should_stop)
+
+    def sync_grads(self, params: Iterable[torch.nn.Parameter], clip: float = 0.0) -> None:
+        """Average gradients over ranks (what DDP does), then clip their norm (``clip`` > 0)."""
+        params = [p for p in params if p.grad is not None]
+        if self.dist.distributed:
+            for p in params:
+                dist.all_reduce(p.grad)
+                p.grad /= self.dist.world_size
+        if clip > 0:
+            nn.utils.clip_grad_norm_(params, clip)
+
+    def advance(self) -> None:
+        """Count one optimizer step (and batch of the epoch); checkpoint every ``checkpoint_every``."""
+        self.state.step += 1
+        self.state.batch_in_epoch += 1
+        every = getattr(self.cfg, "checkpoint_every", 0)
+        if every and self.state.step % every == 0:
+            self.save()
+
+    def next_epoch(self) -> None:
+        self.state.epoch += 1
+        self.state.batch_in_epoch = 0
+
+    def mean(self, value: float) -> float:
+        """Average a float over ranks."""
+        if not self.dist.distributed:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(t)
+        return float(t.item()) / self.dist.world_size
+
+    def shard(self, items: list[Any] | np.ndarray) -> Any:
+        """This rank's equal share of ``items`` (the same order on every rank first)."""
+        per = len(items) // self.dist.world_size
+        return items[self.dist.rank * per:(self.dist.rank + 1) * per]
+
+    def progress(self, it: Iterable[Any] | None = None, **kw: Any) -> Any:
+        """A tqdm bar shown on rank 0 when ``cfg.progress``."""
+        from tqdm.auto import tqdm
+
+        return tqdm(it, disable=not (getattr(self.cfg, "progress", True) and self.dist.is_main),
+                    leave=False, **kw)
+
+    def say(self, text: str) -> None:
+        """A progress line (rank 0, when ``cfg.progress``)."""
+        if self.dist.is_main and getattr(self.cfg, "progress", True):
+            from tqdm.auto import tqdm
+
+            tqdm.write(text)
+
+    def log(self, window: MetricWindow | None = None, unit: str = "images", **row: Any) -> None:
+        """A ``log.csv`` row: the window's means and ``<unit>_per_s`` (over all ranks), plus ``row``."""
+        full = {"step": self.state.step, "epoch": self.state.epoch, "seconds": self.tick()}
+        if window is not None:
+            full.update(window.means())
+            full[f"{unit}_per_s"] = window.rate() * self.dist.world_size
+        self.log_file.log(**{**full, **row})
+
+    # ---------------------------------------------------------------- the end
+    def save_model(self, model: Any, name: str, metrics: dict[str, Any] | None = None,
+                   **kw: Any) -> Path:
+        """Save ``model`` as a pretrained folder ``OUT/name`` (rank 0), with ``val_metrics.json``.
+
+        Refuses before any optimizer step: untrained weights are never marked pretrained.
+        """
+        if self.state.step < 1:
+            raise DataError(f"{self.out}: no training step was taken; nothing to save")
+        folder = self.out / name
+        if self.dist.is_main:
+            model.pretrained = True
+            model.save_pretrained(folder, **kw)
+            if metrics is not None:
+                write_json(folder / "val_metrics.json", finite_json(
+                    {"epoch": self.state.epoch, "step": self.state.step, **metrics}))
+        return folder
+
+    def write_metrics(self, result: dict[str, Any], name: str = "metrics.json") -> dict[str, Any]:
+        """Write ``OUT/metrics.json`` (rank 0; NaN and infinities become null); return ``result``."""
+        result = finite_json(result)
+        if self.dist.is_main:
+            write_json(self.out / name, result)
+        return result
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Modules in eval mode inside the block, their previous modes restored after it."""
+    was = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, w in zip(modules, was):
+            m.train(w)
+
