@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from speechface import SpeechEstimator
     from speechface.blendshapes import ARKIT52_NAMES, BLENDSHAPE_GROUPS
+    from speechface.data.clips import load_training_clips, split_groups
     from speechface.evaluation import predict_clip
     from speechface.metrics import evaluate_sequences
-    from speechface.training.estimator import load_training_clips, split_groups
 
     cfg = yaml.safe_load(Path(args.config).read_text())
     models = {}
