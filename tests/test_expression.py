@@ -193,7 +193,7 @@ def test_trainer_runs_and_resumes_exactly(tmp_path: Path) -> None:
     cfg_b = ExpressionTrainConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "b")})
     trainer = ExpressionTrainer(cfg_b, train, val)
     trainer.setup()
-    assert trainer.step == 2 and trainer.batch_in_epoch == 2
+    assert trainer.state.step == 2 and trainer.state.batch_in_epoch == 2
     assert trainer.train()["steps"] == 3
     wa = load_file(str(out / "checkpoints" / "step-000000003" / "model.safetensors"))
     wb = load_file(str(tmp_path / "b" / "checkpoints" / "step-000000003" / "model.safetensors"))

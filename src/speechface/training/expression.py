@@ -42,50 +42,30 @@ From the shell: ``speechface train expression --config configs/expression_ferplu
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import math
-import sys
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-from tqdm.auto import tqdm
 
-from .._hparams import json_plain
-from .._io import write_json
 from ..data.ferplus import FerPlus, load_ferplus
 from ..errors import DataError
+from ..evaluators.emotion import evaluate_ferplus
 from ..expression import ExpressionRecognizer
 from ..spaces import EMOTION8
-from .cli import add_config_arguments, config_from_args, register_component
-from .common import (
-    CheckpointManager,
-    CSVLogger,
-    DistInfo,
-    EarlyStopping,
-    all_reduce_mean,
-    autocast,
-    init_distributed,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
+from .engine import MetricWindow, Run, TrainConfig, autocast, train_command
 
 __all__ = ["ExpressionTrainConfig", "ExpressionTrainer", "augment_batch", "jitter_batch",
-           "erase_batch", "evaluate_ferplus", "add_train_parser"]
+           "erase_batch"]
 
 SCHEMES = ("crossentropy", "probability", "majority")
 
 
 @dataclass
-class ExpressionTrainConfig:
+class ExpressionTrainConfig(TrainConfig):
     """Options of :class:`ExpressionTrainer` (also the keys of a YAML/JSON config file).
 
     Attributes:
@@ -115,6 +95,15 @@ class ExpressionTrainConfig:
         init_from: a model folder/name to fine-tune (keeps its pixel normalisation).
         name / info: model name and extra metadata for ``config.json``.
     """
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "scheme": SCHEMES, "optimizer": ("sgd", "adam", "adamw"),
+        "scheduler": ("cosine", "constant"), "pad_mode": ("border", "zeros", "reflection")}
+    BOUNDS: ClassVar[dict[str, str]] = {
+        "min_votes": ">=0", "train_limit": ">=1", "val_limit": ">=1", "momentum": "[0,1]",
+        "warmup_epochs": ">=0", "rotate_deg": ">=0", "scale_min": ">0", "scale_max": ">0",
+        "shift_px": ">=0", "brightness": ">=0", "contrast": ">=0", "erase_prob": "[0,1]",
+        "erase_min_area": "[0,1]", "erase_max_area": "[0,1]", "holdout": "[0,1]"}
 
     data: str = ""
     out_dir: str = "runs/expression"
@@ -279,71 +268,12 @@ def erase_batch(x: torch.Tensor, generator: torch.Generator | None = None, *, pr
     return x.masked_fill(m[:, None].to(x.device), 0.0)
 
 
-@torch.no_grad()
-def evaluate_ferplus(model: ExpressionRecognizer, fer: FerPlus, batch_size: int = 512,
-                     amp: bool = False) -> dict[str, Any]:
-    """Majority-vote metrics of a recogniser on a decoded FER+ split.
-
-    Args:
-        model: the recogniser (its pixel normalisation and input size are used).
-        fer: a split from :func:`~speechface.data.ferplus.load_ferplus`.
-        batch_size: images per forward pass.
-        amp: bfloat16 autocast.
-
-    Returns:
-        ``{"accuracy", "macro_f1", "n", "confusion" (8x8 list, row = true), "accuracy_paper",
-        "n_paper", "loss" (cross-entropy to the vote distribution), "probs" (N, 8) array}``.
-        ``accuracy``/``macro_f1``/``confusion`` use the most-voted emotion of every image whose
-        top vote is an emotion; ``accuracy_paper`` follows the FER+ paper's test protocol
-        (single votes removed, top emotion with more than half of all votes).
-
-    Example:
-        >>> m = evaluate_ferplus(fer_model, load_ferplus(npz, "valid"))     # doctest: +SKIP
-        >>> round(m["accuracy"], 3)                                          # doctest: +SKIP
-    """
-    from ..metrics import accuracy, confusion_matrix, macro_f1
-
-    was = model.training
-    model.eval()
-    device = model.device
-    size = model.input_size
-    logits = []
-    imgs = torch.from_numpy(np.ascontiguousarray(fer.images))
-    for i in range(0, len(imgs), batch_size):
-        x = model.normalize(imgs[i:i + batch_size].to(device))
-        if x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=True)
-        with autocast(device, amp):
-            logits.append(model(x).float().cpu())
-    model.train(was)
-    logit = torch.cat(logits)
-    probs = logit.softmax(-1).numpy()
-    labels, keep = fer.majority(drop_unknown=True)
-    pred = probs[keep].argmax(1)
-    lab_p, keep_p = fer.majority(min_votes=2, strict=True, drop_unknown=True)
-    dist, keep_d = fer.distributions("crossentropy", drop_unknown=True)
-    loss = float(-(torch.from_numpy(dist) * logit[torch.from_numpy(keep_d)].log_softmax(-1))
-                 .sum(-1).mean())
-    return {
-        "accuracy": accuracy(pred, labels),
-        "macro_f1": macro_f1(pred, labels, 8),
-        "n": int(keep.sum()),
-        "confusion": confusion_matrix(pred, labels, 8).tolist(),
-        "accuracy_paper": accuracy(probs[keep_p].argmax(1), lab_p),
-        "n_paper": int(keep_p.sum()),
-        "loss": loss,
-        "probs": probs,
-    }
-
-
 class ExpressionTrainer:
     """Trains an :class:`~speechface.expression.ExpressionRecognizer` on FER+.
 
-    ``setup()`` loads data and builds the model, ``train()`` runs epochs with validation, early
-    stopping, checkpoints and automatic resume, ``validate()`` computes the validation metrics,
-    ``save_checkpoint()`` / ``load_checkpoint()`` are the explicit state hooks. Decoded splits
-    may be passed directly (``train_data=``, ``val_data=``) instead of ``config.data``.
+    ``setup()`` loads data and builds the model (resuming from the newest checkpoint),
+    ``train()`` runs the epochs, ``validate()`` scores the selection split. Decoded splits may
+    be passed directly (``train_data=``, ``val_data=``) instead of ``config.data``.
 
     Example:
         >>> cfg = ExpressionTrainConfig(data="ferplus_trainval.npz", out_dir="runs/fer",
@@ -351,36 +281,24 @@ class ExpressionTrainer:
         >>> ExpressionTrainer(cfg).train()["best_val_acc"]                     # doctest: +SKIP
     """
 
+    LOG_FIELDS = ["epoch", "step", "train_loss", "val_loss", "val_acc", "val_f1",
+                  "val_acc_paper", "lr", "images_per_s", "seconds"]
+
     def __init__(self, config: ExpressionTrainConfig, train_data: FerPlus | None = None,
                  val_data: FerPlus | None = None) -> None:
-        if config.scheme not in SCHEMES:
-            raise DataError(f"unknown scheme {config.scheme!r}; choose from {SCHEMES}")
-        if config.optimizer not in ("sgd", "adam", "adamw"):
-            raise DataError(f"unknown optimizer {config.optimizer!r}; choose sgd, adam or adamw")
-        if config.scheduler not in ("cosine", "constant"):
-            raise DataError(f"unknown scheduler {config.scheduler!r}; choose cosine or constant")
         self.cfg = config
         self._train_data, self._val_data = train_data, val_data
-        self.dist: DistInfo = DistInfo()
-        self.out = Path(config.out_dir)
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.seconds = 0.0  # training wall time over all runs (resumes add up)
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
-        """Load the splits, build model, optimizer, logger; resume from the latest checkpoint."""
+        """Load the splits, build model and optimizer; resume from the newest checkpoint."""
         cfg = self.cfg
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
-        self.dist = init_distributed()
-        seed_everything(cfg.seed)
-        self.device = torch.device(cfg.device if cfg.device != "cuda" else f"cuda:{self.dist.local_rank}")
-        show = cfg.progress and self.dist.is_main
-        if self._train_data is None or self._val_data is None:
-            if not cfg.data:
-                raise DataError("no training data: set 'data' to the FER+ .npz file")
+        self.run = run = Run(cfg, self.LOG_FIELDS)
+        self.state = run.state
+        show = cfg.progress and run.dist.is_main
+        if (self._train_data is None or self._val_data is None) and not cfg.data:
+            raise DataError("no training data: set 'data' to the FER+ .npz file "
+                            "(e.g. --set data=../shared/data/ferplus/ferplus_trainval.npz)")
         train = self._train_data or load_ferplus(cfg.data, "train", cfg.train_limit, progress=show)
         val = self._val_data or load_ferplus(cfg.data, "valid", cfg.val_limit, progress=show)
         self.select_data = val
@@ -410,22 +328,17 @@ class ExpressionTrainer:
             px = self.train_images.float().div_(255.0)
             model.set_normalization(float(px.mean()), float(px.std()))
         model.name = cfg.name or model.name
-        model.pretrained = True
         model.info = {**model.info, "data": "FER+ (FER2013 faces, FERPlus votes)", **cfg.info,
                       "train_images": int(len(self.train_images)), "val_images": len(val),
                       "scheme": cfg.scheme}
         if cfg.holdout > 0:
             model.info["holdout_images"] = len(self.select_data)
-        self.model = model.to(self.device)
-        if self.device.type == "cuda":  # keep the uint8 images on the GPU; let cuDNN pick kernels
+        self.model = model.to(run.device)
+        if run.device.type == "cuda":  # keep the uint8 images on the GPU; let cuDNN pick kernels
             torch.backends.cudnn.benchmark = True
-            self.train_images = self.train_images.to(self.device)
+            self.train_images = self.train_images.to(run.device)
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.net: nn.Module = self.model
-        if self.dist.distributed:
-            self.net = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None)
         params = self.model.network.parameters()
         if cfg.optimizer == "sgd":
             self.opt: torch.optim.Optimizer = torch.optim.SGD(
@@ -435,21 +348,13 @@ class ExpressionTrainer:
             self.opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
             self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.stopper = EarlyStopping(cfg.patience)
-        self.best_epoch = 0
-        self.ckpt = CheckpointManager(self.out / "checkpoints", keep=cfg.keep_checkpoints)
-        self.log = CSVLogger(self.out / "log.csv",
-                             ["epoch", "step", "train_loss", "val_loss", "val_acc", "val_f1",
-                              "val_acc_paper", "lr", "images_per_s", "seconds"],
-                             enabled=self.dist.is_main)
-        latest = self.ckpt.latest()
-        if latest is not None:
-            self.load_checkpoint(latest)
+        run.state.best_epoch = 0
+        run.track(self.model, optimizers={"optimizer": self.opt})
 
     # ------------------------------------------------------------------ schedule and data
     @property
     def steps_per_epoch(self) -> int:
-        per_rank = len(self.train_images) // self.dist.world_size
+        per_rank = len(self.train_images) // self.run.dist.world_size
         return max(1, math.ceil(per_rank / self.cfg.batch_size))
 
     def total_steps(self) -> int:
@@ -465,27 +370,20 @@ class ExpressionTrainer:
             return cfg.lr * (step + 1) / warm
         if cfg.scheduler == "constant":
             return cfg.lr
-        total = self.total_steps()
-        t = min(1.0, (step - warm) / max(1, total - warm))
+        t = min(1.0, (step - warm) / max(1, self.total_steps() - warm))
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * t))
 
-    def _epoch_order(self, epoch: int) -> np.ndarray:
-        """Image order of an epoch: identical on every rank (seeded by epoch), then sharded."""
-        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.train_images))
-        per_rank = len(order) // self.dist.world_size
-        return order[self.dist.rank * per_rank:(self.dist.rank + 1) * per_rank]
-
-    def _batch(self, idx: np.ndarray, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_batch(self, idx: np.ndarray, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented, normalised images ``(B, 1, S, S)`` and targets ``(B, 8)`` of one batch.
 
         The augmentation draws from a generator seeded by (seed, epoch, batch, rank), so a
         resumed run sees exactly the batches the uninterrupted run would have seen.
         """
-        cfg = self.cfg
+        cfg, device = self.cfg, self.run.device
         g = torch.Generator().manual_seed(
-            int(np.random.default_rng([cfg.seed, epoch, b, self.dist.rank]).integers(2**62)))
+            int(np.random.default_rng([cfg.seed, epoch, b, self.run.dist.rank]).integers(2**62)))
         ix = torch.from_numpy(idx)
-        x = self.model.normalize(self.train_images[ix.to(self.train_images.device)].to(self.device))
+        x = self.model.normalize(self.train_images[ix.to(self.train_images.device)].to(device))
         size = self.model.input_size
         if cfg.augment and (cfg.brightness > 0 or cfg.contrast > 0):
             x = jitter_batch(x, g, brightness=cfg.brightness, contrast=cfg.contrast,
@@ -503,7 +401,7 @@ class ExpressionTrainer:
             y = F.one_hot(torch.multinomial(y, 1, generator=g)[:, 0], 8).float()
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, y.to(self.device)
+        return x, y.to(device)
 
     # ------------------------------------------------------------------ loop
     def train(self) -> dict[str, Any]:
@@ -517,179 +415,96 @@ class ExpressionTrainer:
             valid metrics of the chosen model (``"valid_acc"``, ``"valid_f1"``,
             ``"valid_acc_paper"``, ``"valid_n"``, ``"valid_n_paper"``).
         """
-        if not hasattr(self, "model"):
+        if not hasattr(self, "run"):
             self.setup()
-        cfg = self.cfg
-        run_start = time.perf_counter()
-        seconds_before = self.seconds
-        images_done = 0
-        while self.epoch < cfg.epochs and not self.stopper.should_stop and not self._steps_done():
-            order = self._epoch_order(self.epoch)
+        cfg, run, st = self.cfg, self.run, self.run.state
+        overall = MetricWindow()
+        while not run.done():
+            order = run.shard(np.random.default_rng([cfg.seed, st.epoch]).permutation(
+                len(self.train_images)))
             batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-            self.net.train()
-            losses: list[float] = []
-            n_img, t0 = 0, time.perf_counter()
-            bar = tqdm(range(self.batch_in_epoch, len(batches)),
-                       desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                       disable=not (cfg.progress and self.dist.is_main), leave=False)
-            for b in bar:
-                x, y = self._batch(batches[b], self.epoch, b)
-                lr = self.lr_at(self.step)
+            window = MetricWindow()
+            self.model.train()
+            for b in run.progress(range(st.batch_in_epoch, len(batches)),
+                                  desc=f"epoch {st.epoch + 1}/{cfg.epochs}"):
+                x, y = self.make_batch(batches[b], st.epoch, b)
                 for group in self.opt.param_groups:
-                    group["lr"] = lr
-                with autocast(self.device, cfg.amp):
-                    logits = self.net(x)
+                    group["lr"] = self.lr_at(st.step)
+                with autocast(run.device, cfg.amp):
+                    logits = self.model(x)
                 loss = -(y * logits.float().log_softmax(-1)).sum(-1).mean()
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(self.model.network.parameters(), cfg.grad_clip)
+                run.sync_grads(self.model.network.parameters(), clip=cfg.grad_clip)
                 self.opt.step()
-                self.step += 1
-                self.batch_in_epoch += 1
-                n_img += len(y)
-                losses.append(float(loss.detach()))
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                    self.seconds = seconds_before + time.perf_counter() - run_start
-                    self.save_checkpoint()
-                if self._steps_done():
+                run.advance()
+                window.add(len(y), train_loss=float(loss.detach()))
+                overall.add(len(y) * run.dist.world_size)
+                if run.out_of_budget():
                     break
-            ips = n_img * self.dist.world_size / max(time.perf_counter() - t0, 1e-9)
-            images_done += n_img * self.dist.world_size
-            train_loss = all_reduce_mean(float(np.mean(losses)) if losses else float("nan"), self.dist)
             val = self.validate()
-            improved = self.stopper.update(-val["accuracy"])
-            self.epoch += 1
-            self.batch_in_epoch = 0
-            self.seconds = seconds_before + time.perf_counter() - run_start
+            improved = run.stopper.update(-val["accuracy"])
+            run.next_epoch()
             if improved:
-                self.best_epoch = self.epoch
-                if self.dist.is_main:
-                    self._save_best(val)
-            self.log.log(epoch=self.epoch, step=self.step, train_loss=train_loss,
-                         val_loss=val["loss"], val_acc=val["accuracy"], val_f1=val["macro_f1"],
-                         val_acc_paper=val["accuracy_paper"], lr=self.opt.param_groups[0]["lr"],
-                         images_per_s=ips, seconds=self.seconds)
-            if self.dist.is_main and cfg.progress:
-                tqdm.write(f"epoch {self.epoch}: train {train_loss:.4f}  val {val['loss']:.4f}  "
-                           f"acc {val['accuracy']:.4f}  f1 {val['macro_f1']:.4f}  "
-                           f"acc(paper) {val['accuracy_paper']:.4f}  {ips:,.0f} img/s"
-                           + ("  *" if improved else ""))
-            self.save_checkpoint()
-        return self._finish(images_done, time.perf_counter() - run_start)
-
-    def _save_best(self, val: dict[str, Any]) -> None:
-        self.model.save_pretrained(self.out / "best")
-        plain = {k: v for k, v in val.items() if k != "probs"}
-        write_json(self.out / "best" / "val_metrics.json",
-                   {"epoch": self.epoch, "step": self.step, **plain})
-
-    def _finish(self, images_done: int, run_seconds: float) -> dict[str, Any]:
-        best_file = self.out / "best" / "val_metrics.json"
-        best = json.loads(best_file.read_text()) if best_file.is_file() else {}
-        result = {"epochs": self.epoch, "steps": self.step,
-                  "best_epoch": int(best.get("epoch", self.best_epoch)),
-                  "best_val_acc": -self.stopper.best if math.isfinite(self.stopper.best) else None,
-                  "val_acc": best.get("accuracy"), "val_f1": best.get("macro_f1"),
-                  "val_acc_paper": best.get("accuracy_paper"), "val_n": best.get("n"),
-                  "val_n_paper": best.get("n_paper"),
-                  "train_images": int(len(self.train_images)), "val_images": len(self.val_data),
-                  "seconds": round(self.seconds, 1),
-                  "images_per_s": round(images_done / run_seconds, 1) if images_done else None,
-                  "select_on": "holdout" if self.cfg.holdout > 0 else "valid"}
-        if self.cfg.holdout > 0 and self.dist.is_main and (self.out / "best").is_dir():
-            result.update(self._test_on_valid())
-        if self.dist.is_main:
-            write_json(self.out / "metrics.json", result)
-            if best.get("confusion") is not None:
-                where = "train hold-out" if self.cfg.holdout > 0 else "valid"
-                try:
-                    from ..metrics import plot_confusion
-
-                    plot_confusion(best["confusion"], EMOTION8.labels, self.out / "confusion.png",
-                                   title=f"FER+ {where}, majority vote (acc {best['accuracy']:.3f})")
-                except ImportError:  # matplotlib is optional
-                    pass
-        return result
-
-    def _test_on_valid(self) -> dict[str, Any]:
-        """Evaluate the chosen model (``best/``) once on FER+ valid (holdout selection)."""
-        best = ExpressionRecognizer.from_pretrained(self.out / "best").to(self.device)
-        m = evaluate_ferplus(best, self.val_data, self.cfg.eval_batch_size, self.cfg.amp)
-        plain = {k: v for k, v in m.items() if k != "probs"}
-        write_json(self.out / "best" / "valid_metrics.json", plain)
-        return {"holdout_images": len(self.select_data), "valid_acc": m["accuracy"],
-                "valid_f1": m["macro_f1"], "valid_acc_paper": m["accuracy_paper"],
-                "valid_n": m["n"], "valid_n_paper": m["n_paper"]}
-
-    def _steps_done(self) -> bool:
-        return bool(self.cfg.max_steps) and self.step >= self.cfg.max_steps
+                st.best_epoch = st.epoch
+                run.save_model(self.model, "best", {k: v for k, v in val.items() if k != "probs"})
+            train_loss = run.mean(window.means().get("train_loss", float("nan")))
+            run.log(window, train_loss=train_loss, val_loss=val["loss"], val_acc=val["accuracy"],
+                    val_f1=val["macro_f1"], val_acc_paper=val["accuracy_paper"],
+                    lr=self.opt.param_groups[0]["lr"])
+            run.say(f"epoch {st.epoch}: train {train_loss:.4f}  val {val['loss']:.4f}  "
+                    f"acc {val['accuracy']:.4f}  f1 {val['macro_f1']:.4f}  acc(paper) "
+                    f"{val['accuracy_paper']:.4f}  {window.rate() * run.dist.world_size:,.0f} "
+                    "img/s" + ("  *" if improved else ""))
+            run.save()
+        return self.finish(overall)
 
     def validate(self) -> dict[str, Any]:
-        """Metrics of the current weights on the selection split (see :func:`evaluate_ferplus`).
+        """Metrics of the current weights on the selection split (see
+        :func:`~speechface.evaluators.emotion.evaluate_ferplus`).
 
         The selection split is FER+ valid, or the held-out part of train when ``holdout > 0``.
         """
         return evaluate_ferplus(self.model, self.select_data, self.cfg.eval_batch_size, self.cfg.amp)
 
-    # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self) -> Path | None:
-        """Write a checkpoint (rank 0) with model, optimizer, counters, RNG and early-stop state."""
-        if not self.dist.is_main:
-            return None
-        state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                 "optimizer": self.opt.state_dict(), "rng": rng_state(),
-                 "stopper": self.stopper.state_dict(), "best_epoch": self.best_epoch,
-                 "seconds": float(self.seconds),
-                 "config": json_plain(dataclasses.asdict(self.cfg))}
-        return self.ckpt.save(self.step, self.model.save_pretrained, state)
+    def finish(self, overall: MetricWindow) -> dict[str, Any]:
+        """``metrics.json`` (the best model's selection metrics; FER+ valid with ``holdout``)
+        and ``confusion.png``."""
+        run, st, holdout = self.run, self.run.state, self.cfg.holdout > 0
+        best_file = run.out / "best" / "val_metrics.json"
+        best = json.loads(best_file.read_text()) if best_file.is_file() else {}
+        result = {"epochs": st.epoch, "steps": st.step,
+                  "best_epoch": int(best.get("epoch", st.best_epoch)),
+                  "best_val_acc": -run.stopper.best,
+                  "val_acc": best.get("accuracy"), "val_f1": best.get("macro_f1"),
+                  "val_acc_paper": best.get("accuracy_paper"), "val_n": best.get("n"),
+                  "val_n_paper": best.get("n_paper"),
+                  "train_images": int(len(self.train_images)), "val_images": len(self.val_data),
+                  "seconds": round(run.tick(), 1),
+                  "images_per_s": round(overall.rate(), 1) if overall.items else None,
+                  "select_on": "holdout" if holdout else "valid"}
+        if run.dist.is_main and holdout and (run.out / "best").is_dir():
+            # the chosen model, once on FER+ valid (never used for selection)
+            m = evaluate_ferplus(ExpressionRecognizer.from_pretrained(run.out / "best").to(run.device),
+                                 self.val_data, self.cfg.eval_batch_size, self.cfg.amp)
+            run.write_metrics({k: v for k, v in m.items() if k != "probs"}, "best/valid_metrics.json")
+            result.update({"holdout_images": len(self.select_data), "valid_acc": m["accuracy"],
+                           "valid_f1": m["macro_f1"], "valid_acc_paper": m["accuracy_paper"],
+                           "valid_n": m["n"], "valid_n_paper": m["n_paper"]})
+        if run.dist.is_main and best.get("confusion") is not None:
+            try:
+                from ..metrics import plot_confusion
 
-    def load_checkpoint(self, folder: Path) -> None:
-        """Restore model weights, optimizer, counters and RNG from a checkpoint folder."""
-        from ..hub import load_state
-
-        load_state(self.model, folder)
-        state = CheckpointManager.load_state(folder)
-        self.opt.load_state_dict(state["optimizer"])
-        self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        self.batch_in_epoch = int(state["batch_in_epoch"])
-        self.best_epoch = int(state.get("best_epoch", 0))
-        self.seconds = float(state.get("seconds", 0.0))
-        self.stopper.load_state_dict(state["stopper"])
-        set_rng_state(state["rng"])
-        self.log.truncate_after(self.step)
-        if self.dist.is_main and self.cfg.progress:
-            tqdm.write(f"resumed from {folder} (epoch {self.epoch}, step {self.step})")
-
-
-
-# ---------------------------------------------------------------------------------- CLI
-
-
-@register_component
-def add_train_parser(tsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``speechface train expression --config cfg.yaml|json --set key=value``.
-
-    Example (shell)::
-
-        speechface train expression --config configs/expression_ferplus.yaml \\
-            --set data=../shared/data/ferplus/ferplus_trainval.npz out_dir=runs/fer
-    """
-    p = tsub.add_parser("expression", help="train the facial-expression recogniser on FER+",
-                        description="Train an expression recogniser (face image -> 8 FER+ "
-                                    "emotions). Options come from --config (YAML or JSON; keys = "
-                                    "ExpressionTrainConfig fields) and --set.")
-    add_config_arguments(p, "epochs=5 lr=0.02")
-    p.set_defaults(func=_run_train_expression)
+                plot_confusion(best["confusion"], EMOTION8.labels, run.out / "confusion.png",
+                               title=f"FER+ {'train hold-out' if holdout else 'valid'}, majority "
+                                     f"vote (acc {best['accuracy']:.3f})")
+            except ImportError:  # matplotlib is optional
+                pass
+        return run.write_metrics(result)
 
 
-def _run_train_expression(args: argparse.Namespace) -> int:
-    cfg = config_from_args(ExpressionTrainConfig, args)
-    if not cfg.data:
-        raise DataError("no training data: set 'data' to the FER+ .npz file "
-                        "(e.g. --set data=../shared/data/ferplus/ferplus_trainval.npz)")
-    result = ExpressionTrainer(cfg).train()
-    print(json.dumps(result), file=sys.stderr)
-    print(f"trained model: {Path(cfg.out_dir) / 'best'}", file=sys.stderr)
-    return 0
+@train_command("expression", ExpressionTrainConfig, example="epochs=5 lr=0.02",
+               help="train the facial-expression recogniser (face image -> 8 FER+ emotions)")
+def run_train_expression(cfg: ExpressionTrainConfig, config_path: str | None) -> dict[str, Any]:
+    """Handler of ``speechface train expression``."""
+    return {**ExpressionTrainer(cfg).train(), "model": f"{cfg.out_dir}/best"}
