@@ -13,12 +13,11 @@ import torch
 from conftest import need_shared
 from speechface.data.face_tensors import FaceTensors, load_face_tensors
 from speechface.errors import DataError
-from speechface.training.common import CheckpointManager, config_from_dict
+from speechface.training.engine import CheckpointManager, config_from_dict
 from speechface.training.ganimation import (
     CRITIC_WEIGHTS,
     GANimationTrainConfig,
     GANimationTrainer,
-    build_ganimation_parser,
     gradient_penalty,
     total_variation,
 )
@@ -76,7 +75,8 @@ def test_a_few_steps(tmp_path):
     ckpt = CheckpointManager(tmp_path / "checkpoints").latest()
     assert ckpt.name == "step-000000006" and (ckpt / CRITIC_WEIGHTS).is_file()
     state = CheckpointManager.load_state(ckpt)  # weights_only: plain tensors and containers
-    assert {"opt_g", "opt_d", "rng", "step", "g_step"} <= set(state)
+    assert set(state["optimizers"]) == {"g", "d"} and "rng" in state
+    assert state["state"]["step"] == 6 and state["state"]["g_step"] == 3
 
 
 def test_resume_matches_uninterrupted_run(tmp_path):
@@ -89,7 +89,7 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     first.train()
     resumed = GANimationTrainer(tiny_config(tmp_path / "b", max_steps=8, **kw), train, val)
     resumed.setup()
-    assert resumed.step == 5 and resumed.g_step == 2
+    assert resumed.state.step == 5 and resumed.state.g_step == 2
     resumed.train()
     for a, b in ((straight.G, resumed.G), (straight.D, resumed.D)):
         for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
@@ -134,17 +134,19 @@ def test_config_and_data_errors(tmp_path):
 
 
 def test_cli_parser():
+    from speechface.training.config import add_train_parsers
+
     parser = argparse.ArgumentParser()
-    build_ganimation_parser(parser.add_subparsers())
+    add_train_parsers(parser.add_subparsers())
     args = parser.parse_args(["ganimation", "--config", "c.yaml", "--set", "max_steps=5"])
     assert args.config == "c.yaml" and args.set == ["max_steps=5"]
-    assert args.func.__name__ == "run_train_ganimation"
+    assert args.train_command == "ganimation"
 
 
 def test_packaged_config_file_is_valid():
     from pathlib import Path
 
-    from speechface.training.common import load_config_file
+    from speechface.training.engine import load_config_file
 
     path = Path(__file__).resolve().parents[1] / "configs" / "ganimation_faces128.yaml"
     pytest.importorskip("yaml")

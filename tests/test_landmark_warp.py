@@ -128,7 +128,7 @@ def test_trainer_learns_deformations_resumes_and_saves(tmp_path) -> None:
     # a rerun with the same folder resumes at the last checkpoint and stops at once
     again = LandmarkWarpTrainer(cfg, faces)
     again.setup()
-    assert again.step == 30
+    assert again.state.step == 30
     torch.testing.assert_close(again.G.head.weight, trainer.G.head.weight)
 
 

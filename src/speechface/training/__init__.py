@@ -1,25 +1,27 @@
-"""Training recipes, one per component, on a shared engine (:mod:`.engine`).
+"""Training recipes, one per component, on a shared engine.
 
-Each recipe keeps its config, set-up, loop body, validation and samples; the engine owns the
-train state, checkpoints and resume, stop rules, logs, ranks and the ``speechface train NAME``
-commands (:func:`~speechface.training.engine.train_command`).
+In: prepared data (shards, face folders, FER+, RAVDESS; see :mod:`speechface.data`) and a
+config. Out: a trained model folder (``best/`` or ``final/``), checkpoints, ``log.csv``,
+``metrics.json``.
+
+- :mod:`.engine`: train state, checkpoints and resume, stop rules, logs, ranks;
+- :mod:`.config`: config checks and the ``speechface train NAME`` commands;
+- recipes: :mod:`.estimator`, :mod:`.emotion`, :mod:`.expression`, :mod:`.ganimation`,
+  :mod:`.warp`, each keeping its config, set-up, loop body, validation and samples.
 """
 
 from ..data.clips import TrainClip, load_training_clips
+from .config import TRAIN_COMMANDS, TrainConfig, add_train_parsers, train_command
 from .emotion import EmotionTrainConfig, UtteranceEmotionTrainer, train_emotion
 from .engine import (
-    TRAIN_COMMANDS,
     CheckpointManager,
     CSVLogger,
     EarlyStopping,
     MetricWindow,
     Run,
-    TrainConfig,
     TrainState,
-    add_train_parsers,
     init_distributed,
     seed_everything,
-    train_command,
 )
 from .estimator import EstimatorTrainConfig, EstimatorTrainer
 from .expression import ExpressionTrainConfig, ExpressionTrainer

@@ -18,8 +18,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     tsub = train.add_subparsers(dest="component", metavar="COMPONENT")
     tsub.required = True
     add_train_parsers(tsub)
-    for adder in _COMPONENT_PARSERS:
-        adder(tsub)
 
     e = sub.add_parser("evaluate", help="evaluate estimators on held-out clips (Table-1 style)",
                        description="MAE/MSE with 95%% CIs, per-AU MAE, Pearson and CCC, against the "
@@ -48,31 +46,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     c.add_argument("--name", default=None, help="name of the calibrated model")
     c.add_argument("--n-boot", type=int, default=1000)
     c.set_defaults(func=_run_calibrate)
-
-
-_COMPONENT_PARSERS: list[Any] = []
-
-
-def register_component(fn: Any) -> Any:
-    """Add a ``speechface train <component>`` parser (recipes not yet on the engine)."""
-    _COMPONENT_PARSERS.append(fn)
-    return fn
-
-
-def add_config_arguments(p: argparse.ArgumentParser, example: str) -> None:
-    """``--config FILE`` and ``--set KEY=VALUE ...``, the options of every ``train`` command."""
-    p.add_argument("--config", help="YAML or JSON file")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help=f"override config keys, e.g. --set {example}")
-
-
-def config_from_args(cls: Any, args: argparse.Namespace) -> Any:
-    """The config dataclass ``cls`` from ``--config`` and ``--set`` (unknown keys are errors)."""
-    from .engine import config_from_dict, load_config_file, parse_overrides
-
-    data = load_config_file(args.config) if args.config else {}
-    data.update(parse_overrides(args.set))
-    return config_from_dict(cls, data, where=args.config or "--set")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

@@ -46,34 +46,29 @@ From the shell: ``speechface train ganimation --config cfg.yaml --set max_steps=
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import sys
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._io import write_json
 from ..data.face_tensors import FaceTensors, load_face_tensors
 from ..errors import DataError
 from ..evaluators.translators import save_image_rows
 from ..spaces import get_space
 from ..translators import GANimationCritic, Translator
-from .cli import add_config_arguments, config_from_args, register_component
-from .common import (
+from .engine import (
     CheckpointManager,
-    CSVLogger,
+    MetricWindow,
+    Run,
+    TrainConfig,
     autocast,
-    rng_state,
-    seed_everything,
-    set_rng_state,
+    eval_mode,
+    train_command,
 )
 
 __all__ = ["GANimationTrainConfig", "GANimationTrainer", "total_variation", "gradient_penalty",
@@ -88,7 +83,7 @@ LOG_FIELDS = ["step", "g_step", "loss_d", "d_real", "d_fake", "gp", "d_cond", "g
 
 
 @dataclass
-class GANimationTrainConfig:
+class GANimationTrainConfig(TrainConfig):
     """Options of :class:`GANimationTrainer` (also the keys of a YAML/JSON config file).
 
     Attributes:
@@ -138,6 +133,14 @@ class GANimationTrainConfig:
             0.05 and 0.08).
         name, info: the model name and extra metadata written to ``config.json``.
     """
+
+    BOUNDS: ClassVar[dict[str, str]] = {
+        "max_steps": ">=1", "n_critic": ">=1", "image_size": ">=8", "conv_dim": ">=1",
+        "repeat_num": ">=0", "critic_dim": ">=1", "critic_repeat": ">=1", "lr_g": ">0",
+        "lr_d": ">0", "beta1": "[0,1]", "beta2": "[0,1]", "lambda_gp": ">=0", "lambda_cond": ">=0",
+        "lambda_cyc": ">=0", "lambda_mask": ">=0", "lambda_tv": ">=0", "cond_noise": ">=0",
+        "max_images": ">=0", "collapse_patience": ">=1", "lambda_pair": ">=0", "pair_batch": ">=0",
+        "pairs_val_fraction": "[0,1]"}
 
     images: str = ""
     labels: str = ""
@@ -193,12 +196,6 @@ class GANimationTrainConfig:
     info: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
 
-    def __post_init__(self) -> None:
-        if self.n_critic < 1 or self.batch_size < 1 or self.max_steps < 1:
-            raise DataError("n_critic, batch_size and max_steps must be >= 1")
-        if not 0.0 <= self.decay_fraction <= 1.0:
-            raise DataError(f"decay_fraction must be in [0, 1], got {self.decay_fraction}")
-
 
 def total_variation(mask: torch.Tensor) -> torch.Tensor:
     """Sum over pixels of ``|dx| + |dy|`` of a ``(B, 1, H, W)`` map, averaged over the batch."""
@@ -223,45 +220,29 @@ def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Te
 class GANimationTrainer:
     """Trains a GANimation :class:`~speechface.translators.Translator` with its critic.
 
-    ``setup()`` loads the data (or takes ``train_data`` / ``val_data``) and builds the models,
-    ``train()`` runs to ``max_steps`` (or ``max_minutes``) with logging, sample grids,
-    checkpoints and automatic resume; ``save_checkpoint()`` / ``load_checkpoint()`` are the
-    explicit state hooks.
+    ``setup()`` loads the data (or takes ``train_data`` / ``val_data``), builds G, D and their
+    optimizers and resumes from the newest checkpoint; ``train()`` runs to ``max_steps`` (or
+    ``max_minutes``) with logs, sample grids and checkpoints; ``write_samples()`` draws a grid.
 
     Args:
         config: the options.
-        train_data, val_data: in-memory :class:`FaceTensors` instead of ``config.images``
-            (both or neither; ``val_data`` may be None to skip the split).
+        train_data, val_data: in-memory :class:`~speechface.data.face_tensors.FaceTensors`
+            instead of ``config.images`` (``val_data`` may be None to skip the split).
     """
 
     def __init__(self, config: GANimationTrainConfig, train_data: FaceTensors | None = None,
                  val_data: FaceTensors | None = None) -> None:
         self.cfg = config
         self._train_data, self._val_data = train_data, val_data
-        self.out = Path(config.out_dir)
-        self.step = 0
-        self.g_step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.elapsed = 0.0
-        self.lambda_mask = config.lambda_mask
-        self.high_attention_steps = 0
-        self.collapse_warnings = 0
-        self.fake_pool: torch.Tensor | None = None
-        self.stopped_by_time = False
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
         """Load data, split held-out identities, build G, D and optimizers; resume if possible."""
         cfg = self.cfg
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        seed_everything(cfg.seed)
-        self.device = torch.device(cfg.device)
+        self.run = run = Run(cfg, LOG_FIELDS)
         self.space = get_space(cfg.space)
         if self._train_data is not None:
-            self.train_data = self._train_data
-            self.val_data = self._val_data
+            self.train_data, self.val_data = self._train_data, self._val_data
         else:
             from ..data.faces import identity_split
 
@@ -276,8 +257,7 @@ class GANimationTrainer:
         if self.train_data.images.shape[-1] != cfg.image_size:
             raise DataError(f"training images are {self.train_data.images.shape[-1]} px, "
                             f"config says image_size={cfg.image_size}")
-        info = {**cfg.info,
-                "train_images": len(self.train_data),
+        info = {**cfg.info, "train_images": len(self.train_data),
                 "val_images": len(self.val_data) if self.val_data is not None else 0}
         if self.val_data is not None:
             info["val_identities_example"] = sorted({_identity(n) for n in self.val_data.names})[:5]
@@ -290,26 +270,24 @@ class GANimationTrainer:
         self.translator = Translator.create(cfg.arch, space=cfg.space,
                                             image_size=cfg.image_size, conv_dim=cfg.conv_dim,
                                             repeat_num=cfg.repeat_num, name=cfg.name,
-                                            **cfg.model_args).to(self.device)
+                                            **cfg.model_args).to(run.device)
         self.translator.info = info
         self.G = self.translator.network
         self.D = GANimationCritic(cfg.space, cfg.image_size, cfg.critic_dim or cfg.conv_dim,
-                                  cfg.critic_repeat).to(self.device)
+                                  cfg.critic_repeat).to(run.device)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas)
-        self.ckpt = CheckpointManager(self.out / "checkpoints", keep=cfg.keep_checkpoints)
-        self.log = CSVLogger(self.out / "log.csv", LOG_FIELDS)
         gen = torch.Generator().manual_seed(cfg.seed + 1)
-        n_show = min(6, len(self.val_data) if self.val_data is not None else len(self.train_data))
         src = self.val_data if self.val_data is not None and len(self.val_data) else self.train_data
-        pick = torch.randperm(len(src), generator=gen)[:n_show].tolist()
-        self.sample_src = src.subset(pick)
-        latest = self.ckpt.latest()
-        if latest is not None:
-            self.load_checkpoint(latest)
-        elif cfg.init_from:
-            self._init_from(Path(cfg.init_from))
+        self.sample_src = src.subset(torch.randperm(len(src), generator=gen)[:6].tolist())
+        self.state = st = run.state
+        st.g_step, st.lambda_mask, st.high_attention_steps, st.collapse_warnings = 0, cfg.lambda_mask, 0, 0
+        st.fake_pool = None  # the last generated batch (reuse_fakes)
+        resumed = run.track(self.translator, modules={"critic": self.D},
+                            optimizers={"g": self.opt_g, "d": self.opt_d})
+        if resumed is None and cfg.init_from:
+            self.init_from(Path(cfg.init_from))
 
     def _setup_pairs(self, info: dict[str, Any]) -> None:
         from ..data.prepare_frames import load_frame_clips
@@ -331,7 +309,7 @@ class GANimationTrainer:
         info["pairs"] = {"frames": len(self.pairs), "clips": len(self.pair_index),
                          "val_groups": sorted({r["speaker"] for r in va})}
 
-    def _init_from(self, folder: Path) -> None:
+    def init_from(self, folder: Path) -> None:
         from safetensors.torch import load_file
 
         if (folder / "checkpoints").is_dir():  # a training run: its latest checkpoint
@@ -343,33 +321,28 @@ class GANimationTrainer:
         if (folder / CRITIC_WEIGHTS).is_file():
             skipped += _load_matching(self.D, load_file(str(folder / CRITIC_WEIGHTS)))
         self.translator.info = {**self.translator.info, "initialised_from": str(folder)}
-        if skipped and self.cfg.progress:
+        if skipped and self.cfg.progress and self.run.dist.is_main:
             print(f"init_from {folder}: not copied whole: {', '.join(skipped)}", file=sys.stderr)
 
     # ------------------------------------------------------------------ data
-    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(real images in [-1, 1], their conditions, target conditions) for one step."""
-        cfg = self.cfg
+        cfg, st, device = self.cfg, self.state, self.run.device
         n = len(self.train_data)
-        bs = min(cfg.batch_size, n)
-        per_epoch = n // bs
-        if self.batch_in_epoch >= per_epoch:
-            self.epoch += 1
-            self.batch_in_epoch = 0
-        order = np.random.default_rng([cfg.seed, self.epoch]).permutation(n)
-        idx = order[self.batch_in_epoch * bs:(self.batch_in_epoch + 1) * bs]
-        self.batch_in_epoch += 1
-        t = torch.as_tensor(idx, dtype=torch.long)
-        img = self.train_data.images[t].to(self.device).float() / 127.5 - 1.0
-        cond = self.train_data.conds[t].to(self.device)
+        bs = max(1, min(cfg.batch_size, n // self.run.dist.world_size))
+        if st.batch_in_epoch >= n // self.run.dist.world_size // bs:
+            self.run.next_epoch()
+        order = self.run.shard(np.random.default_rng([cfg.seed, st.epoch]).permutation(n))
+        t = torch.as_tensor(order[st.batch_in_epoch * bs:(st.batch_in_epoch + 1) * bs])
+        img = self.train_data.images[t].to(device).float() / 127.5 - 1.0
+        cond = self.train_data.conds[t].to(device)
         if self.space.name == "landmarks68":  # no flips: they would swap left and right points
-            return img, cond, cond + self._landmark_motion(len(idx))
+            return img, cond, cond + self.landmark_motion(len(t))
         if cfg.flip:
-            flip = torch.rand(len(idx)) < 0.5
+            flip = torch.rand(len(t)) < 0.5
             img[flip] = img[flip].flip(-1)
-        other = torch.randint(0, n, (len(idx),))
-        target = self._jitter(self.train_data.conds[other].to(self.device))
-        return img, cond, target
+        other = torch.randint(0, n, (len(t),))
+        return img, cond, self.jitter(self.train_data.conds[other].to(device))
 
     def _pair_rows(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Row indices ``(i, j)`` of ``n`` random frame pairs, each pair from one clip."""
@@ -377,22 +350,22 @@ class GANimationTrainer:
 
         return random_pairs(self.pair_index, n)
 
-    def _landmark_motion(self, n: int) -> torch.Tensor:
+    def landmark_motion(self, n: int) -> torch.Tensor:
         """Landmark displacements between two frames of training clips (noise without pairs)."""
         if self.pairs is None:
-            return (torch.rand(n, self.space.dim) * 2 - 1).to(self.device) * 0.01
+            return (torch.rand(n, self.space.dim) * 2 - 1).to(self.run.device) * 0.01
         i, j = self._pair_rows(n)
-        return (self.pairs.conds[j] - self.pairs.conds[i]).to(self.device)
+        return (self.pairs.conds[j] - self.pairs.conds[i]).to(self.run.device)
 
-    def _next_pairs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def next_pairs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(frames i in [-1, 1], frames j in [-1, 1], labels of j) from the paired clips."""
         n = self.cfg.pair_batch or self.cfg.batch_size
         i, j = self._pair_rows(n)
-        src = self.pairs.images[i].to(self.device).float() / 127.5 - 1.0
-        dst = self.pairs.images[j].to(self.device).float() / 127.5 - 1.0
-        return src, dst, self.pairs.conds[j].to(self.device)
+        src = self.pairs.images[i].to(self.run.device).float() / 127.5 - 1.0
+        dst = self.pairs.images[j].to(self.run.device).float() / 127.5 - 1.0
+        return src, dst, self.pairs.conds[j].to(self.run.device)
 
-    def _jitter(self, cond: torch.Tensor) -> torch.Tensor:
+    def jitter(self, cond: torch.Tensor) -> torch.Tensor:
         """Add uniform noise (``cond_noise`` on the normalised scale) and keep values valid."""
         sp = self.space
         lo = sp.low if sp.low is not None else 0.0
@@ -403,22 +376,74 @@ class GANimationTrainer:
             out = out / out.sum(-1, keepdim=True).clamp_min(1e-6)
         return out
 
-    def _lr_factor(self) -> float:
+    def lr_factor(self) -> float:
         cfg = self.cfg
         decay_steps = cfg.decay_fraction * cfg.max_steps
         if decay_steps <= 0:
             return 1.0
-        return float(min(1.0, max(0.0, (cfg.max_steps - self.step) / decay_steps)))
+        return float(min(1.0, max(0.0, (cfg.max_steps - self.state.step) / decay_steps)))
 
-    # ------------------------------------------------------------------ steps
-    def _critic_step(self, real: torch.Tensor, cond: torch.Tensor, target: torch.Tensor,
+    # ------------------------------------------------------------------ loop
+    def train(self) -> dict[str, Any]:
+        """Run to ``max_steps`` critic steps (or ``max_minutes``); returns the final metrics."""
+        if not hasattr(self, "run"):
+            self.setup()
+        cfg, run, st = self.cfg, self.run, self.state
+        self.G.train()
+        self.D.train()
+        bar = run.progress(total=cfg.max_steps, initial=st.step, desc="ganimation", unit="step")
+        window, last_g = MetricWindow(), {}
+        while not run.done():
+            for opt, base in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)):
+                for pg in opt.param_groups:
+                    pg["lr"] = base * self.lr_factor()
+            real, cond, target = self.next_batch()
+            fake_for_d = None
+            if (st.step + 1) % cfg.n_critic == 0:  # a generator step every n_critic steps
+                last_g, fake_for_d = self.generator_step(real, cond, target)
+                st.g_step += 1
+                if cfg.reuse_fakes:
+                    st.fake_pool = fake_for_d
+                self.guard_attention(last_g["attention_mean"], cfg.n_critic)
+            elif cfg.reuse_fakes and st.fake_pool is not None and len(st.fake_pool) == len(real):
+                fake_for_d = st.fake_pool
+            stats = self.critic_step(real, cond, target, fake_for_d)
+            run.advance()
+            window.add(len(real), **stats, **last_g)
+            bar.update(1)
+            if st.step % cfg.log_every == 0 or st.step == cfg.max_steps:
+                row = window.means()
+                run.log(window, g_step=st.g_step, lambda_mask=st.lambda_mask,
+                        lr=self.opt_g.param_groups[0]["lr"])
+                bar.set_postfix(d=f"{row.get('loss_d', 0):.2f}", cyc=f"{row.get('cycle', 0):.3f}",
+                                att=f"{row.get('attention_mean', 0):.2f}")
+                window = MetricWindow()
+            if cfg.sample_every and st.step % cfg.sample_every == 0 and run.dist.is_main:
+                self.write_samples()
+        bar.close()
+        run.save(only_if_new=True)
+        if run.dist.is_main:
+            self.write_samples()
+        self.translator.info = {**self.translator.info, "train_steps": st.step,
+                                "generator_steps": st.g_step,
+                                "train_minutes": round(run.tick() / 60, 1)}
+        run.save_model(self.translator, "final")
+        return run.write_metrics({
+            "steps": st.step, "generator_steps": st.g_step, "epochs": st.epoch,
+            "seconds": st.seconds, "stopped_by_time": run.stopped_by_time,
+            "max_steps": cfg.max_steps, "lambda_mask": st.lambda_mask,
+            "collapse_warnings": st.collapse_warnings,
+            "attention_mean": last_g.get("attention_mean"), "train_images": len(self.train_data),
+            "val_images": len(self.val_data) if self.val_data is not None else 0})
+
+    def critic_step(self, real: torch.Tensor, cond: torch.Tensor, target: torch.Tensor,
                      fake: torch.Tensor | None) -> dict[str, float]:
         cfg = self.cfg
         if fake is None:
-            with torch.no_grad(), autocast(self.device, cfg.amp):
+            with torch.no_grad(), autocast(self.run.device, cfg.amp):
                 fake, _ = self.G(real, target)
         fake = fake.detach().float()
-        with autocast(self.device, cfg.amp):
+        with autocast(self.run.device, cfg.amp):
             s_real, c_real = self.D(real)
             s_fake, _ = self.D(fake)
         d_real = s_real.float().mean()
@@ -428,16 +453,17 @@ class GANimationTrainer:
         loss = d_fake - d_real + cfg.lambda_gp * gp + cfg.lambda_cond * d_cond
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
+        self.run.sync_grads(self.D.parameters())
         self.opt_d.step()
         return {"loss_d": _f(loss), "d_real": _f(d_real), "d_fake": _f(d_fake),
                 "gp": _f(gp), "d_cond": _f(d_cond)}
 
-    def _generator_step(self, real: torch.Tensor, cond: torch.Tensor, target: torch.Tensor
+    def generator_step(self, real: torch.Tensor, cond: torch.Tensor, target: torch.Tensor
                         ) -> tuple[dict[str, float], torch.Tensor]:
         cfg = self.cfg
         for p in self.D.parameters():
             p.requires_grad_(False)
-        with autocast(self.device, cfg.amp):
+        with autocast(self.run.device, cfg.amp):
             fake, att = self.G(real, target)
             s_fake, c_fake = self.D(fake)
             rec, att_rec = self.G(fake, cond)
@@ -448,16 +474,17 @@ class GANimationTrainer:
         att_mean = att.mean() + att_rec.mean()
         att_tv = total_variation(att) + total_variation(att_rec)
         loss = (g_adv + cfg.lambda_cond * g_cond + cfg.lambda_cyc * cycle
-                + self.lambda_mask * att_mean + cfg.lambda_tv * att_tv)
+                + self.state.lambda_mask * att_mean + cfg.lambda_tv * att_tv)
         pair = None
         if self.pairs is not None:
-            src, dst, c_dst = self._next_pairs()
-            with autocast(self.device, cfg.amp):
+            src, dst, c_dst = self.next_pairs()
+            with autocast(self.run.device, cfg.amp):
                 moved, _ = self.G(src, c_dst)
             pair = (moved.float() - dst).abs().mean()
             loss = loss + cfg.lambda_pair * pair
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
+        self.run.sync_grads(self.G.parameters())
         self.opt_g.step()
         for p in self.D.parameters():
             p.requires_grad_(True)
@@ -468,98 +495,23 @@ class GANimationTrainer:
             stats["pair"] = _f(pair)
         return stats, fake.detach()
 
-    def _guard_attention(self, attention_mean: float, steps: int) -> None:
+    def guard_attention(self, attention_mean: float, steps: int) -> None:
         """Count steps with mean attention above the threshold; warn and adapt when too long."""
         cfg = self.cfg
         if attention_mean > cfg.collapse_threshold:
-            self.high_attention_steps += steps
+            self.state.high_attention_steps += steps
         else:
-            self.high_attention_steps = 0
-        if self.high_attention_steps >= cfg.collapse_patience:
-            self.collapse_warnings += 1
+            self.state.high_attention_steps = 0
+        if self.state.high_attention_steps >= cfg.collapse_patience:
+            self.state.collapse_warnings += 1
             msg = (f"GANimation: mean attention {attention_mean:.3f} > {cfg.collapse_threshold} "
-                   f"for {self.high_attention_steps} steps at step {self.step}: the mask is "
-                   "collapsing to all-ones (the generator copies its input)")
-            if cfg.adapt_mask and self.lambda_mask < 8 * cfg.lambda_mask:
-                self.lambda_mask *= 2
-                msg += f"; attention-mean weight raised to {self.lambda_mask:g}"
+                   f"for {self.state.high_attention_steps} steps at step {self.state.step}: the "
+                   "mask is collapsing to all-ones (the generator copies its input)")
+            if cfg.adapt_mask and self.state.lambda_mask < 8 * cfg.lambda_mask:
+                self.state.lambda_mask *= 2
+                msg += f"; attention-mean weight raised to {self.state.lambda_mask:g}"
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
-            self.high_attention_steps = 0
-
-    # ------------------------------------------------------------------ loop
-    def train(self) -> dict[str, Any]:
-        """Run to ``max_steps`` critic steps (or ``max_minutes``); returns the final metrics."""
-        from tqdm.auto import tqdm
-
-        if not hasattr(self, "G"):
-            self.setup()
-        cfg = self.cfg
-        self.G.train()
-        self.D.train()
-        t_start = time.perf_counter() - self.elapsed
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="ganimation", unit="step",
-                   disable=not cfg.progress, leave=False)
-        window: dict[str, list[float]] = {}
-        last_g: dict[str, float] = {}
-        t_window, n_window = time.perf_counter(), 0
-        while self.step < cfg.max_steps:
-            for group, base in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)):
-                for pg in group.param_groups:
-                    pg["lr"] = base * self._lr_factor()
-            real, cond, target = self._next_batch()
-            train_g = (self.step + 1) % cfg.n_critic == 0
-            fake_for_d = None
-            if train_g:
-                last_g, fake_for_d = self._generator_step(real, cond, target)
-                self.g_step += 1
-                if cfg.reuse_fakes:
-                    self.fake_pool = fake_for_d
-                self._guard_attention(last_g["attention_mean"], cfg.n_critic)
-            elif cfg.reuse_fakes and self.fake_pool is not None \
-                    and len(self.fake_pool) == len(real):
-                fake_for_d = self.fake_pool
-            stats = self._critic_step(real, cond, target, fake_for_d)
-            self.step += 1
-            n_window += len(real)
-            for k, v in {**stats, **last_g}.items():
-                window.setdefault(k, []).append(v)
-            bar.update(1)
-            self.elapsed = time.perf_counter() - t_start
-            if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
-                row = {k: float(np.mean(v)) for k, v in window.items()}
-                ips = n_window / max(time.perf_counter() - t_window, 1e-9)
-                self.log.log(step=self.step, g_step=self.g_step, lambda_mask=self.lambda_mask,
-                             lr=self.opt_g.param_groups[0]["lr"], images_per_s=ips,
-                             seconds=self.elapsed, **row)
-                bar.set_postfix(d=f"{row.get('loss_d', 0):.2f}", cyc=f"{row.get('cycle', 0):.3f}",
-                                att=f"{row.get('attention_mean', 0):.2f}")
-                window, t_window, n_window = {}, time.perf_counter(), 0
-            if cfg.sample_every and self.step % cfg.sample_every == 0:
-                self.write_samples()
-            out_of_time = bool(cfg.max_minutes) and self.elapsed >= 60 * cfg.max_minutes
-            if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or out_of_time:
-                self.save_checkpoint()
-            if out_of_time:
-                self.stopped_by_time = True
-                break
-        bar.close()
-        if self.ckpt.latest() is None or self.ckpt.latest().name != f"step-{self.step:09d}":
-            self.save_checkpoint()
-        self.write_samples()
-        self.translator.pretrained = True
-        self.translator.info = {**self.translator.info, "train_steps": self.step,
-                                "generator_steps": self.g_step,
-                                "train_minutes": round(self.elapsed / 60, 1)}
-        self.translator.save_pretrained(self.out / "final")
-        result = {"steps": self.step, "generator_steps": self.g_step, "epochs": self.epoch,
-                  "seconds": self.elapsed, "stopped_by_time": self.stopped_by_time,
-                  "max_steps": cfg.max_steps, "lambda_mask": self.lambda_mask,
-                  "collapse_warnings": self.collapse_warnings,
-                  "attention_mean": last_g.get("attention_mean"),
-                  "train_images": len(self.train_data),
-                  "val_images": len(self.val_data) if self.val_data is not None else 0}
-        write_json(self.out / "metrics.json", result)
-        return result
+            self.state.high_attention_steps = 0
 
     # ------------------------------------------------------------------ samples
     @torch.no_grad()
@@ -569,68 +521,21 @@ class GANimationTrainer:
         Target conditions are those of the other sample faces. Written to
         ``out_dir/samples/step-NNNNNNNNN.png`` unless ``path`` is given.
         """
-        was = self.G.training
-        self.G.eval()
-        src = self.sample_src
-        real = src.images.to(self.device).float() / 127.5 - 1
+        src, device = self.sample_src, self.run.device
+        real = src.images.to(device).float() / 127.5 - 1
         n = len(real)
-        cols = [real]
-        atts = []
-        for k in range(1, min(4, max(n - 1, 1)) + 1):
-            target = src.conds.roll(k, 0).to(self.device)
-            if self.space.name == "landmarks68":  # own points + a clip's motion
-                target = src.conds.to(self.device) + self._landmark_motion(n)
-            fake, att = self.G(real, target)
-            cols.append(fake)
-            atts.append(att.expand(-1, 3, -1, -1) * 2 - 1)
-        rec, _ = self.G(cols[1], src.conds.to(self.device))
-        self.G.train(was)
-        path = Path(path) if path is not None else self.out / "samples" / f"step-{self.step:09d}.png"
+        cols, atts = [real], []
+        with eval_mode(self.G):
+            for k in range(1, min(4, max(n - 1, 1)) + 1):
+                target = src.conds.roll(k, 0).to(device)
+                if self.space.name == "landmarks68":  # own points + a clip's motion
+                    target = src.conds.to(device) + self.landmark_motion(n)
+                fake, att = self.G(real, target)
+                cols.append(fake)
+                atts.append(att.expand(-1, 3, -1, -1) * 2 - 1)
+            rec, _ = self.G(cols[1], src.conds.to(device))
+        path = path or self.run.out / "samples" / f"step-{self.state.step:09d}.png"
         return save_image_rows(torch.cat(cols + atts + [rec], dim=3), path)
-
-    # ------------------------------------------------------------------ checkpoints
-    def _save_models(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        self.translator.save_pretrained(folder)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.D.state_dict().items()}
-        save_file(state, str(folder / CRITIC_WEIGHTS), metadata={"format": "pt"})
-
-    def save_checkpoint(self) -> Path:
-        """Write G (a loadable translator folder), D, both optimizers, counters and RNG."""
-        state = {"step": self.step, "g_step": self.g_step, "epoch": self.epoch,
-                 "batch_in_epoch": self.batch_in_epoch, "elapsed": self.elapsed,
-                 "lambda_mask": self.lambda_mask, "high_attention_steps": self.high_attention_steps,
-                 "collapse_warnings": self.collapse_warnings,
-                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                 "rng": rng_state(), "critic": dict(self.D.hparams),
-                 "fake_pool": self.fake_pool.cpu() if self.fake_pool is not None else None,
-                 "config": json.loads(json.dumps(dataclasses.asdict(self.cfg), default=str))}
-        return self.ckpt.save(self.step, self._save_models, state)
-
-    def load_checkpoint(self, folder: Path) -> None:
-        """Restore G, D, optimizers, counters and RNG from a checkpoint folder."""
-        from safetensors.torch import load_file
-
-        from ..hub import load_state
-
-        load_state(self.translator, folder)
-        self.D.load_state_dict(load_file(str(folder / CRITIC_WEIGHTS)), strict=True)
-        state = CheckpointManager.load_state(folder)
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.step, self.g_step = int(state["step"]), int(state["g_step"])
-        self.epoch, self.batch_in_epoch = int(state["epoch"]), int(state["batch_in_epoch"])
-        self.elapsed = float(state["elapsed"])
-        self.lambda_mask = float(state["lambda_mask"])
-        self.high_attention_steps = int(state["high_attention_steps"])
-        self.collapse_warnings = int(state["collapse_warnings"])
-        pool = state.get("fake_pool")
-        self.fake_pool = pool.to(self.device) if pool is not None else None
-        set_rng_state(state["rng"])
-        self.log.truncate_after(self.step)
-        if self.cfg.progress:
-            print(f"resumed from {folder} (step {self.step})", file=sys.stderr)
 
 
 def _load_matching(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
@@ -673,22 +578,9 @@ def _identity(name: str) -> str:
         return name
 
 
-# --------------------------------------------------------------------------- command line
-@register_component
-def build_ganimation_parser(tsub: Any) -> None:
-    """Add ``speechface train ganimation --config cfg.yaml --set key=value ...``."""
-    p = tsub.add_parser("ganimation", help="train a GANimation face translator on labelled faces",
-                        description="Train GANimation (WGAN-GP, condition, cycle and attention "
-                                    "losses). Options come from --config (YAML or JSON; keys = "
-                                    "GANimationTrainConfig fields) and --set.")
-    add_config_arguments(p, "max_steps=2000 image_size=64")
-    p.set_defaults(func=run_train_ganimation)
-
-
-def run_train_ganimation(args: argparse.Namespace) -> int:
+@train_command("ganimation", GANimationTrainConfig, example="max_steps=2000 image_size=64",
+               help="train a GANimation face translator on labelled faces (WGAN-GP, condition, "
+                    "cycle and attention losses)")
+def run_train_ganimation(cfg: GANimationTrainConfig, config_path: str | None) -> dict[str, Any]:
     """Handler of ``speechface train ganimation``."""
-    cfg = config_from_args(GANimationTrainConfig, args)
-    result = GANimationTrainer(cfg).train()
-    print(json.dumps(result), file=sys.stderr)
-    print(f"trained translator: {Path(cfg.out_dir) / 'final'}", file=sys.stderr)
-    return 0
+    return {**GANimationTrainer(cfg).train(), "model": f"{cfg.out_dir}/final"}

@@ -32,28 +32,21 @@ From the shell: ``speechface train warp --config configs/landmark_warp_faces64.y
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import math
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._io import write_json
+from ..data.face_tensors import load_face_tensors
 from ..data.prepare_frames import random_pairs
 from ..errors import DataError
+from ..evaluators.translators import save_image_rows
 from ..translators import Translator
 from ..translators.landmark_warp import identity_grid, warp_image
-from .cli import add_config_arguments, config_from_args, register_component
-from .common import CheckpointManager, CSVLogger, rng_state, seed_everything, set_rng_state
-from .ganimation import load_face_tensors, save_image_rows
+from .engine import MetricWindow, Run, TrainConfig, eval_mode, train_command
 
 __all__ = ["LandmarkWarpTrainConfig", "LandmarkWarpTrainer", "random_deformation"]
 
@@ -66,7 +59,7 @@ LOWER_LIP = 57
 
 
 @dataclass
-class LandmarkWarpTrainConfig:
+class LandmarkWarpTrainConfig(TrainConfig):
     """Options of :class:`LandmarkWarpTrainer` (also the keys of a YAML/JSON config file).
 
     Attributes:
@@ -94,6 +87,13 @@ class LandmarkWarpTrainConfig:
         crop_margin, crop_shift: framing of the training crops, recorded for ``animate``.
         name, info: model name and metadata for ``config.json``.
     """
+
+    BOUNDS: ClassVar[dict[str, str]] = {
+        "image_size": ">=8", "batch_size": ">=0", "pair_batch": ">=0", "max_steps": ">=1",
+        "beta1": "[0,1]", "beta2": "[0,1]", "lambda_mouth": ">=0", "mouth_sigma": ">0",
+        "lambda_flow_tv": ">=0", "lambda_paint": ">=0", "lambda_warp": ">=0",
+        "deform_scale": ">=0", "deform_rotate": ">=0", "deform_shift": ">=0",
+        "deform_elastic": ">=0", "deform_jaw": ">=0"}
 
     images: str = ""
     labels: str = ""
@@ -136,10 +136,9 @@ class LandmarkWarpTrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if bool(self.images) != bool(self.labels):
             raise DataError("give both 'images' and 'labels', or neither")
-        if self.max_steps < 1 or self.batch_size < 0 or self.pair_batch < 0:
-            raise ValueError("max_steps must be >= 1 and batch sizes >= 0")
 
 
 def random_deformation(lm: torch.Tensor, size: int, *, scale: float = 0.08,
@@ -212,7 +211,7 @@ class LandmarkWarpTrainer:
     Args:
         config: the options.
         faces, val_faces: in-memory photos with landmarks
-            (:class:`~speechface.training.ganimation.FaceTensors`) instead of ``images`` /
+            (:class:`~speechface.data.face_tensors.FaceTensors`) instead of ``images`` /
             ``labels`` (``val_faces`` may be None).
     """
 
@@ -220,19 +219,13 @@ class LandmarkWarpTrainer:
                  val_faces: Any = None) -> None:
         self.cfg = config
         self._faces, self._val_faces = faces, val_faces
-        self.out = Path(config.out_dir)
-        self.step = 0
-        self.elapsed = 0.0
-        self.stopped_by_time = False
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
         """Load photos and/or video pairs, split held-out data, build the model; resume."""
         cfg = self.cfg
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        seed_everything(cfg.seed)
-        self.device = torch.device(cfg.device)
+        self.run = run = Run(cfg, LOG_FIELDS)
+        self.state = run.state
         info: dict[str, Any] = dict(cfg.info)
         self.faces, self.val_faces = self._faces, self._val_faces
         if self.faces is not None:
@@ -244,7 +237,7 @@ class LandmarkWarpTrainer:
             from ..data.faces import identity_split
 
             data = load_face_tensors(cfg.images, cfg.labels, cfg.image_size, "landmarks68",
-                                     progress=cfg.progress)
+                                     progress=cfg.progress and run.dist.is_main)
             tr, va = identity_split(data.names, cfg.val_fraction, cfg.split_seed)
             self.faces, self.val_faces = data.subset(tr), data.subset(va)
             info.update(train_images=len(self.faces), val_images=len(self.val_faces))
@@ -275,19 +268,14 @@ class LandmarkWarpTrainer:
                 info[key] = float(getattr(cfg, key))
         self.translator = Translator.create("landmark_warp", space="landmarks68",
                                             image_size=cfg.image_size, name=cfg.name,
-                                            **cfg.model_args).to(self.device)
+                                            **cfg.model_args).to(run.device)
         self.translator.info = info
         self.G = self.translator.network
         self.opt = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-        self.ckpt = CheckpointManager(self.out / "checkpoints", keep=cfg.keep_checkpoints)
-        self.log = CSVLogger(self.out / "log.csv", LOG_FIELDS)
-        self.sample_gen = torch.Generator().manual_seed(cfg.seed + 1)
-        latest = self.ckpt.latest()
-        if latest is not None:
-            self.load_checkpoint(latest)
+        run.track(self.translator, optimizers={"optimizer": self.opt})
 
     # ------------------------------------------------------------------ data
-    def _face_batch(self, n: int, data: Any, gen: torch.Generator | None = None
+    def face_batch(self, n: int, data: Any, gen: torch.Generator | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(photos, deformed photos, deformed landmarks) of ``n`` random photos."""
         cfg = self.cfg
@@ -301,7 +289,7 @@ class LandmarkWarpTrainer:
                             align_corners=False)
         return src, dst, lm
 
-    def _pair_batch(self, n: int, clips: Any, index: list[torch.Tensor],
+    def pair_batch(self, n: int, clips: Any, index: list[torch.Tensor],
                     gen: torch.Generator | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(frame i, frame j, landmarks of j) of ``n`` random pairs, each from one clip."""
@@ -309,7 +297,7 @@ class LandmarkWarpTrainer:
         return _to_unit(clips.images[i]), _to_unit(clips.images[j]), clips.conds[j].clone()
 
     # ------------------------------------------------------------------ loss
-    def _loss(self, src: torch.Tensor, dst: torch.Tensor, lm: torch.Tensor
+    def loss(self, src: torch.Tensor, dst: torch.Tensor, lm: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """Per-sample weighted L1 ``(B,)``, the regularisers' sum, and statistics."""
         cfg = self.cfg
@@ -331,100 +319,78 @@ class LandmarkWarpTrainer:
                          "attention_mean": float(att.detach().mean()),
                          "flow_abs": float(flow.detach().abs().mean())}
 
-    def _lr_factor(self) -> float:
-        start = self.cfg.max_steps * (1 - self.cfg.decay_fraction)
-        if self.step < start:
-            return 1.0
-        return max(0.0, (self.cfg.max_steps - self.step) / max(self.cfg.max_steps - start, 1))
+    def lr_factor(self) -> float:
+        """1, then falling linearly to 0 over the last ``decay_fraction`` of the steps."""
+        step, total = self.state.step, self.cfg.max_steps
+        start = total * (1 - self.cfg.decay_fraction)
+        return 1.0 if step < start else max(0.0, (total - step) / max(total - start, 1))
 
     # ------------------------------------------------------------------ loop
     def train(self) -> dict[str, Any]:
         """Run to ``max_steps`` (or ``max_minutes``); returns the final metrics."""
-        from tqdm.auto import tqdm
-
-        if not hasattr(self, "G"):
+        if not hasattr(self, "run"):
             self.setup()
-        cfg = self.cfg
+        cfg, run, st = self.cfg, self.run, self.state
         self.G.train()
-        t_start = time.perf_counter() - self.elapsed
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="landmark_warp", unit="step",
-                   disable=not cfg.progress, leave=False)
-        window: dict[str, list[float]] = {}
-        t_window, n_window = time.perf_counter(), 0
-        while self.step < cfg.max_steps:
+        bar = run.progress(total=cfg.max_steps, initial=st.step, desc="landmark_warp", unit="step")
+        window = MetricWindow()
+        while not run.done():
             for pg in self.opt.param_groups:
-                pg["lr"] = cfg.lr * self._lr_factor()
+                pg["lr"] = cfg.lr * self.lr_factor()
             parts, sizes = [], []
             if self.faces is not None:
-                parts.append(self._face_batch(cfg.batch_size, self.faces))
+                parts.append(self.face_batch(cfg.batch_size, self.faces))
                 sizes.append(("l1_faces", cfg.batch_size))
             if self.pairs is not None:
-                parts.append(self._pair_batch(cfg.pair_batch, self.pairs, self.pair_index))
+                parts.append(self.pair_batch(cfg.pair_batch, self.pairs, self.pair_index))
                 sizes.append(("l1_pairs", cfg.pair_batch))
-            src, dst, lm = (torch.cat(t).to(self.device) for t in zip(*parts))
-            l1, reg, stats = self._loss(src, dst, lm)
+            src, dst, lm = (torch.cat(t).to(run.device) for t in zip(*parts))
+            l1, reg, stats = self.loss(src, dst, lm)
             loss = l1.mean() + reg
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            run.sync_grads(self.G.parameters())
             self.opt.step()
-            self.step += 1
-            n_window += len(src)
-            stats["loss"] = float(loss.detach())
+            run.advance()
             for (key, _), part in zip(sizes, l1.detach().split([n for _, n in sizes])):
                 stats[key] = float(part.mean())
-            for k, v in stats.items():
-                window.setdefault(k, []).append(v)
+            window.add(len(src), loss=float(loss.detach()), **stats)
             bar.update(1)
-            self.elapsed = time.perf_counter() - t_start
-            if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
-                row = {k: float(np.mean(v)) for k, v in window.items()}
-                ips = n_window / max(time.perf_counter() - t_window, 1e-9)
-                self.log.log(step=self.step, lr=self.opt.param_groups[0]["lr"],
-                             images_per_s=ips, seconds=self.elapsed, **row)
+            if st.step % cfg.log_every == 0 or st.step == cfg.max_steps:
+                row = window.means()
+                run.log(window, lr=self.opt.param_groups[0]["lr"])
                 bar.set_postfix(loss=f"{row['loss']:.4f}", att=f"{row['attention_mean']:.2f}")
-                window, t_window, n_window = {}, time.perf_counter(), 0
-            if cfg.sample_every and self.step % cfg.sample_every == 0:
+                window = MetricWindow()
+            if cfg.sample_every and st.step % cfg.sample_every == 0 and run.dist.is_main:
                 self.write_samples()
-            out_of_time = bool(cfg.max_minutes) and self.elapsed >= 60 * cfg.max_minutes
-            if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or out_of_time:
-                self.save_checkpoint()
-            if out_of_time:
-                self.stopped_by_time = True
-                break
         bar.close()
-        latest = self.ckpt.latest()
-        if latest is None or latest.name != f"step-{self.step:09d}":
-            self.save_checkpoint()
-        self.write_samples()
-        self.translator.pretrained = True
-        self.translator.info = {**self.translator.info, "train_steps": self.step,
-                                "train_minutes": round(self.elapsed / 60, 1)}
-        self.translator.save_pretrained(self.out / "final")
-        result = {"steps": self.step, "seconds": self.elapsed,
-                  "stopped_by_time": self.stopped_by_time, "max_steps": cfg.max_steps,
-                  **self.validate()}
-        write_json(self.out / "metrics.json", result)
-        return result
+        run.save(only_if_new=True)
+        if run.dist.is_main:
+            self.write_samples()
+        self.translator.info = {**self.translator.info, "train_steps": st.step,
+                                "train_minutes": round(run.tick() / 60, 1)}
+        run.save_model(self.translator, "final")
+        return run.write_metrics({"steps": st.step, "seconds": st.seconds,
+                                  "stopped_by_time": run.stopped_by_time,
+                                  "max_steps": cfg.max_steps, **self.validate()})
 
     @torch.no_grad()
     def validate(self, n: int = 256) -> dict[str, float]:
         """Mean L1 (0-255) on held-out deformed photos and held-out video pairs, against the
         unchanged source (the "do nothing" baseline)."""
-        was = self.G.training
-        self.G.eval()
         out: dict[str, float] = {}
         gen = torch.Generator().manual_seed(self.cfg.seed + 7)
         sets = []
         if self.val_faces is not None and len(self.val_faces):
-            sets.append(("faces", self._face_batch(n, self.val_faces, gen)))
+            sets.append(("faces", self.face_batch(n, self.val_faces, gen)))
         if self.val_index:
-            sets.append(("pairs", self._pair_batch(n, self.val_pairs, self.val_index, gen)))
+            sets.append(("pairs", self.pair_batch(n, self.val_pairs, self.val_index, gen)))
         for key, (src, dst, lm) in sets:
-            fake = torch.cat([self.G(s.to(self.device), c.to(self.device))[0].cpu()
-                              for s, c in zip(src.split(64), lm.split(64))])
+            with eval_mode(self.G):
+                fake = torch.cat([self.G(s.to(self.run.device), c.to(self.run.device))[0].cpu()
+                                  for s, c in zip(src.split(64), lm.split(64))])
             out[f"val_{key}_l1_255"] = float((fake - dst).abs().mean() * 127.5)
             out[f"val_{key}_l1_255_unchanged"] = float((src - dst).abs().mean() * 127.5)
-        self.G.train(was)
         return out
 
     # ------------------------------------------------------------------ samples
@@ -435,64 +401,28 @@ class LandmarkWarpTrainer:
         Rows are held-out deformed photos and held-out video pairs (training data when there
         are none). Written to ``out_dir/samples/step-NNNNNNNNN.png`` unless ``path`` is given.
         """
-        was = self.G.training
-        self.G.eval()
         gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         rows = []
         faces = self.val_faces if self.val_faces is not None and len(self.val_faces) else self.faces
         if faces is not None:
-            rows.append(self._face_batch(4, faces, gen))
+            rows.append(self.face_batch(4, faces, gen))
         pairs, index = (self.val_pairs, self.val_index) if self.val_index else \
             (self.pairs, self.pair_index)
         if index:
-            rows.append(self._pair_batch(4, pairs, index, gen))
-        src, dst, lm = (torch.cat(t).to(self.device) for t in zip(*rows))
-        colour, att, flow = self.G.forward_warp(src, lm)
+            rows.append(self.pair_batch(4, pairs, index, gen))
+        src, dst, lm = (torch.cat(t).to(self.run.device) for t in zip(*rows))
+        with eval_mode(self.G):
+            colour, att, flow = self.G.forward_warp(src, lm)
         out = att * warp_image(src, flow) + (1 - att) * colour
         mag = (flow.norm(dim=1, keepdim=True) / self.G.max_flow).clamp(0, 1) * 2 - 1
-        self.G.train(was)
-        path = Path(path) if path is not None else self.out / "samples" / f"step-{self.step:09d}.png"
+        path = path or self.run.out / "samples" / f"step-{self.state.step:09d}.png"
         return save_image_rows(torch.cat([src, dst, out, att.expand(-1, 3, -1, -1) * 2 - 1,
                                           mag.expand(-1, 3, -1, -1)], dim=3), path)
 
-    # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self) -> Path:
-        """Write the translator (a loadable folder), the optimizer, the step and the RNG."""
-        state = {"step": self.step, "elapsed": self.elapsed, "opt": self.opt.state_dict(),
-                 "rng": rng_state(),
-                 "config": json.loads(json.dumps(dataclasses.asdict(self.cfg), default=str))}
-        return self.ckpt.save(self.step, self.translator.save_pretrained, state)
 
-    def load_checkpoint(self, folder: Path) -> None:
-        """Restore the translator, optimizer, step and RNG from a checkpoint folder."""
-        from ..hub import load_state
-
-        load_state(self.translator, folder)
-        state = CheckpointManager.load_state(folder)
-        self.opt.load_state_dict(state["opt"])
-        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
-        set_rng_state(state["rng"])
-        self.log.truncate_after(self.step)
-        if self.cfg.progress:
-            print(f"resumed from {folder} (step {self.step})", file=sys.stderr)
-
-
-# --------------------------------------------------------------------------- command line
-@register_component
-def build_warp_parser(tsub: Any) -> None:
-    """Add ``speechface train warp --config cfg.yaml --set key=value ...``."""
-    p = tsub.add_parser("warp", help="train the landmark-driven warping face translator",
-                        description="Train landmark_warp by reconstruction on deformed photos "
-                                    "and paired video frames. Options come from --config (YAML "
-                                    "or JSON; keys = LandmarkWarpTrainConfig fields) and --set.")
-    add_config_arguments(p, "max_steps=2000 pair_batch=16")
-    p.set_defaults(func=run_train_warp)
-
-
-def run_train_warp(args: argparse.Namespace) -> int:
+@train_command("warp", LandmarkWarpTrainConfig, example="max_steps=2000 pair_batch=16",
+               help="train the landmark-driven warping face translator by reconstruction on "
+                    "deformed photos and paired video frames")
+def run_train_warp(cfg: LandmarkWarpTrainConfig, config_path: str | None) -> dict[str, Any]:
     """Handler of ``speechface train warp``."""
-    cfg = config_from_args(LandmarkWarpTrainConfig, args)
-    result = LandmarkWarpTrainer(cfg).train()
-    print(json.dumps(result), file=sys.stderr)
-    print(f"trained translator: {Path(cfg.out_dir) / 'final'}", file=sys.stderr)
-    return 0
+    return {**LandmarkWarpTrainer(cfg).train(), "model": f"{cfg.out_dir}/final"}
