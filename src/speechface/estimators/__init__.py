@@ -12,9 +12,10 @@ from .dcnn import DCNN
 from .lstm_mfcc import LSTMMFCC
 from .mlp import MLP
 from .rnn import RNN
+from .stats_pool import StatsPool
 
 __all__ = ["Estimator", "count_parameters", "length_mask", "create_estimator", "list_estimators",
-           "MLP", "RNN", "CNN", "DCNN", "LSTMMFCC", "CNNGRU"]
+           "MLP", "RNN", "CNN", "DCNN", "LSTMMFCC", "CNNGRU", "StatsPool"]
 
 
 def create_estimator(name: str, **kwargs: object) -> Estimator:
