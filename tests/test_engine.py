@@ -143,3 +143,29 @@ def test_no_readable_checkpoint_is_a_clear_error(tmp_path) -> None:
         (folder / "trainer_state.pt").write_bytes(b"\x00" * 10)
     with pytest.warns(RuntimeWarning), pytest.raises(DataError, match="no readable checkpoint"):
         EstimatorTrainer(_cfg(tmp_path, epochs=1, max_steps=2), clips=clips).setup()
+
+
+def _config_class(name: str) -> type:
+    from speechface.training import (
+        EmotionTrainConfig,
+        ExpressionTrainConfig,
+        GANimationTrainConfig,
+        LandmarkWarpTrainConfig,
+    )
+
+    for prefix, cls in (("emotion_", EmotionTrainConfig), ("expression_", ExpressionTrainConfig),
+                        ("ganimation_", GANimationTrainConfig), ("landmark_gan", GANimationTrainConfig),
+                        ("landmark_warp", LandmarkWarpTrainConfig)):
+        if name.startswith(prefix):
+            return cls
+    return EstimatorTrainConfig
+
+
+def test_every_packaged_config_passes_the_checks() -> None:
+    pytest.importorskip("yaml")
+    files = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert len(files) >= 10
+    for path in files:
+        cls = _config_class(path.name)
+        cfg = config_from_dict(cls, load_config_file(path), where=str(path))
+        assert isinstance(cfg, cls)

@@ -81,7 +81,7 @@ class ExpressionTrainConfig(TrainConfig):
         lr / momentum / weight_decay: optimizer settings.
         scheduler: ``"cosine"`` (linear warm-up for ``warmup_epochs``, then cosine decay to 0
             at the last step) or ``"constant"``.
-        epochs / max_steps: stop after whichever comes first (max_steps 0 = no limit).
+        epochs / max_steps / max_minutes: stop after whichever comes first (0 = no limit).
         patience: early stopping on validation accuracy (0 = off).
         flip / rotate_deg / scale_min / scale_max / shift_px / pad_mode: augmentation
             (``augment=False`` turns it all off).
@@ -125,6 +125,7 @@ class ExpressionTrainConfig(TrainConfig):
     warmup_epochs: float = 0.5
     epochs: int = 12
     max_steps: int = 0
+    max_minutes: float = 0.0
     patience: int = 0
     grad_clip: float = 0.0
     augment: bool = True
@@ -445,7 +446,7 @@ class ExpressionTrainer:
             val = self.validate()
             improved = run.stopper.update(-val["accuracy"])
             run.next_epoch()
-            if improved:
+            if improved and st.step:
                 st.best_epoch = st.epoch
                 run.save_model(self.model, "best", {k: v for k, v in val.items() if k != "probs"})
             train_loss = run.mean(window.means().get("train_loss", float("nan")))
@@ -482,7 +483,8 @@ class ExpressionTrainer:
                   "train_images": int(len(self.train_images)), "val_images": len(self.val_data),
                   "seconds": round(run.tick(), 1),
                   "images_per_s": round(overall.rate(), 1) if overall.items else None,
-                  "select_on": "holdout" if holdout else "valid"}
+                  "select_on": "holdout" if holdout else "valid",
+                  "stopped_by_time": run.stopped_by_time}
         if run.dist.is_main and holdout and (run.out / "best").is_dir():
             # the chosen model, once on FER+ valid (never used for selection)
             m = evaluate_ferplus(ExpressionRecognizer.from_pretrained(run.out / "best").to(run.device),
