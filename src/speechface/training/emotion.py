@@ -45,7 +45,6 @@ import numpy as np
 import torch
 
 from ..data.clips import load_ravdess_clips
-from ..data.emotion_targets import build_prepare_emotion_parser  # noqa: F401  (until prepare.py names data.emotion_targets)
 from ..errors import DataError
 from ..evaluators.emotion import evaluate_ravdess
 from ..spaces import EMOTION8
