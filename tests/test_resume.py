@@ -91,7 +91,7 @@ def test_estimator(tmp_path, monkeypatch) -> None:
     _same_folder(tmp_path / "ref" / "best", tmp_path / "killed" / "best")
 
 
-def test_emotion(tmp_path, monkeypatch) -> None:
+def _speech_emotion_clips() -> tuple[list[TrainClip], list[TrainClip]]:
     g = torch.Generator().manual_seed(0)
     clips = []
     for i in range(10):
@@ -99,7 +99,11 @@ def test_emotion(tmp_path, monkeypatch) -> None:
         y[:, i % 7] = 1
         clips.append(TrainClip(f"u{i}", f"Actor_{i % 5:02d}", torch.randn(50 + 3 * i, 80, generator=g),
                                y, torch.ones(50 + 3 * i, dtype=torch.bool)))
-    train, val = clips[:8], clips[8:]
+    return clips[:8], clips[8:]
+
+
+def test_emotion(tmp_path, monkeypatch) -> None:
+    train, val = _speech_emotion_clips()
 
     def make(out: str) -> UtteranceEmotionTrainer:
         cfg = EmotionTrainConfig(out_dir=str(tmp_path / out), arch="cnn", epochs=3, batch_size=3,
@@ -183,3 +187,27 @@ def test_warp(tmp_path, monkeypatch) -> None:
     resumed = _killed_then_resumed(monkeypatch, lambda: make("killed"), kill_at=8)
     _same(ref.G, resumed.G)
     _same_folder(tmp_path / "ref" / "final", tmp_path / "killed" / "final")
+
+
+@pytest.mark.slow
+def test_every_recipe_runs_on_two_processes(tmp_path) -> None:
+    """torchrun with 2 CPU processes: every recipe trains, ranks keep identical weights, only
+    rank 0 writes the output folder."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).with_name("ddp_recipes.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29533", str(script), str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name, final in (("ganimation", "final"), ("warp", "final"), ("expression", "best"),
+                        ("emotion", "best")):
+        r0 = json.loads((tmp_path / f"{name}.rank0.json").read_text())
+        r1 = json.loads((tmp_path / f"{name}.rank1.json").read_text())
+        assert r0 == r1, f"{name}: the ranks' weights drifted apart"
+        assert (tmp_path / name / final / "model.safetensors").is_file()
+        assert (tmp_path / name / "metrics.json").is_file()
