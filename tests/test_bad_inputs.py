@@ -366,7 +366,7 @@ def _swap_config(folder: Path, models: Path) -> None:  # a cnn config over mlp w
 
 
 MODELS = [
-    Case("missing-folder", lambda d, m: d / "nope", ModelError, "no model called"),
+    Case("missing-folder", lambda d, m: d / "nope", ModelError, "model folder not found"),
     Case("a-file-not-a-folder", lambda d, m: (d / "weights.bin").write_bytes(b"x") and
          d / "weights.bin", ModelError, "is a folder with config.json"),
     Case("no-config", _variant(_rm("config.json")), ModelError, "not a model folder"),

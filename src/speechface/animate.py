@@ -11,7 +11,8 @@
 4. crop the face once (:func:`~speechface.face.crop_face`), translate it once per frame in
    batches (:meth:`~speechface.translators.Translator.translate`) and paste every result back
    into the full-resolution photo (:func:`~speechface.face.paste_face`; only the face region
-   changes).
+   changes). The frames are rendered a batch at a time while they are written (or iterated),
+   so memory does not grow with the speech's length.
 
 The result is an :class:`Animation`: ``.frames`` (N, H, W, 3) uint8 at ``.fps``, the speech as
 ``.audio`` and the estimator output as ``.conditions``; ``.save("out.mp4")`` writes an H.264 +
@@ -35,6 +36,7 @@ it stays bit-identical to the photo.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -57,6 +59,7 @@ from .face import (
     crop_face,
     detect_faces,
     load_image,
+    native_logs_hidden,
     select_face,
 )
 from .results import Prediction
@@ -72,6 +75,8 @@ _IMAGE_FORMATS = (".gif", ".webp")
 #: the network's input-keeping composition and up again when pasted; bounds memory and time).
 MAX_FACE_SIDE = 768
 AUDIO_RATE = 16000
+#: ``speechface animate`` refuses longer speech up front (``--max-seconds``): one hour.
+MAX_SECONDS = 3600.0
 
 
 # --------------------------------------------------------------------------- conditions
@@ -179,27 +184,46 @@ def _convert_space(values: np.ndarray, src: str, dst: Any) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the animation
 class _Composer:
-    """Builds frame i on demand: the photo with face i pasted in (optionally beside the photo)."""
+    """Builds frame i on demand: the photo with face i pasted in (optionally beside the photo).
 
-    def __init__(self, photo: np.ndarray, crop: FaceCrop, faces: np.ndarray, feather: float,
-                 side_by_side: bool) -> None:
+    The faces come from ``render(start, stop) -> (stop - start, S, S, 3)`` uint8, called one
+    batch of ``batch`` frames at a time and kept only until the next batch is needed, so
+    writing a video holds one batch of faces and one full frame, whatever its length.
+    """
+
+    def __init__(self, photo: np.ndarray, crop: FaceCrop, render: Any, length: int,
+                 batch: int, feather: float, side_by_side: bool) -> None:
         self.photo = photo
         self.crop = crop
-        self.faces = faces
+        self.render = render
+        self.length = int(length)
+        self.batch = max(1, int(batch))
         self.feather = feather
         self.side_by_side = side_by_side
+        self._start = -1
+        self._faces: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self.faces)
+        return self.length
 
     @property
     def shape(self) -> tuple[int, int]:
         h, w = self.photo.shape[:2]
         return (h, 2 * w if self.side_by_side else w)
 
+    def face(self, i: int) -> np.ndarray:
+        """The rendered face crop of frame ``i`` (its batch is rendered if needed)."""
+        start = (i // self.batch) * self.batch
+        if start != self._start or self._faces is None:
+            self._faces = None  # free the previous batch before rendering the next
+            stop = min(start + self.batch, self.length)
+            self._faces = self.render(start, stop)
+            self._start = start
+        return self._faces[i - start]
+
     def frame(self, i: int) -> np.ndarray:
         h, w = self.photo.shape[:2]
-        (rows, cols), patch = _blend_region(self.photo, self.crop, self.faces[i], self.feather,
+        (rows, cols), patch = _blend_region(self.photo, self.crop, self.face(i), self.feather,
                                             "ellipse")
         if self.side_by_side:
             out = np.empty((h, 2 * w, 3), np.uint8)
@@ -536,7 +560,7 @@ def _own_landmarks(face: np.ndarray) -> np.ndarray:
     """The 68 points of the face in a crop, normalised to the crop (MediaPipe teacher)."""
     from .teachers.mediapipe import MediaPipeTeacher, landmarks68_from_478
 
-    with MediaPipeTeacher(running_mode="image") as teacher:
+    with native_logs_hidden(), MediaPipeTeacher(running_mode="image") as teacher:
         obs = teacher.observe(np.ascontiguousarray(face))
     if not obs.found:
         raise NoFaceError("the landmark path needs the face's own landmarks, but MediaPipe "
@@ -631,7 +655,8 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             side_by_side: bool = False, lipsync: Any = None,
             face_index: int | None = None, margin: float | None = None,
             feather: float = DEFAULT_FEATHER, batch_size: int = 16, fast: Any = None,
-            progress: bool = True, emotion: Any = None, intensity: Any = 1.0) -> Animation:
+            progress: bool = True, emotion: Any = None, intensity: Any = 1.0,
+            device: Any = None) -> Animation:
     """Animate the face in a photo with speech.
 
     Args:
@@ -683,13 +708,19 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             True for :meth:`~speechface.fastpath.FastOptions.fastest` (bf16 where the CPU has
             it; output within a few pixel levels of fp32, see ``benchmarks/bench_animate.py``).
             None/False: plain fp32.
-        progress: show a progress bar (tqdm, on stderr).
+        progress: show a progress bar (tqdm, on stderr) while the frames are rendered.
         emotion: put an emotion on the face (au17 translators): a name (``"happiness"``), a
             ``{name: weight}`` mix or an EMOTION8 distribution per frame; its FACS prototype is
             added to the speech-driven AUs except the jaw/lips-part channels (AU25, AU26), which
             keep the speech (:func:`speechface.emotion_control.apply_emotion`). None = off.
         intensity: the emotion's strength: 1 = the prototype at FACS level C (AU 3); a number
             or a per-frame curve.
+        device: torch device the models run on (default: where they are; the packaged
+            defaults load on the CPU).
+
+    The frames are rendered lazily, ``batch_size`` at a time, when the animation is saved or
+    iterated (:meth:`Animation.save`, :meth:`Animation.iter_frames`): memory is bounded by one
+    batch of face crops and one full frame, whatever the speech's length.
 
     Returns:
         :class:`Animation` with one frame per estimator frame (25 fps: frame n at n / 25 s),
@@ -730,6 +761,8 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         raise ValueError(f"space must be au17, emotion8 or landmarks68, got {space!r}")
     user_translator = translator
     translator, estimator = _default_models(space, translator, estimator)
+    if device is not None:
+        translator, estimator = translator.to(device), estimator.to(device)
 
     pred, values, gain = _frame_values(estimator, wave, dynamics)
     fps = float(pred.fps)
@@ -775,6 +808,8 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
 
             lip_tr = Translator.from_pretrained(lipsync)
         lip_tr, lip_est = _default_models("landmarks68", lip_tr, None)
+        if device is not None:
+            lip_tr, lip_est = lip_tr.to(device), lip_est.to(device)
         # automatic lip-sync steps aside for a crop margin the caller chose
         if not _check_lip_framing(lip_tr, margin, shift, quiet=auto and margin_given):
             lipsync = False
@@ -790,32 +825,28 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         from .fastpath import translate as fast_translate
 
         fast_options = FastOptions.fastest() if fast is True else fast
-    faces_out = np.empty((len(cond), crop.size, crop.size, 3), np.uint8)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(cond), desc="animate", unit="frame", leave=False)
-    try:
-        for start in range(0, len(cond), batch_size):
-            stop = min(start + batch_size, len(cond))
-            if fast_options is None:
-                faces_out[start:stop] = translator.translate(crop.image[None], cond[start:stop],
-                                                             batch_size=batch_size)
-            else:
-                faces_out[start:stop] = fast_translate(translator, crop.image[None],
-                                                       cond[start:stop], fast_options)
-            if lips is not None:  # the mouth: move the rendered faces onto the lip targets
-                faces_out[start:stop] = lips[0].translate(faces_out[start:stop],
-                                                          lips[1][start:stop],
-                                                          batch_size=batch_size)
-            if bar is not None:
-                bar.update(stop - start)
-    finally:
-        if bar is not None:
-            bar.close()
 
-    source = _Composer(photo, crop, faces_out, feather, side_by_side)
+    def render(start: int, stop: int) -> np.ndarray:
+        """Faces of frames start..stop-1: translated (and lip-synced) in one batch."""
+        if fast_options is None:
+            faces = translator.translate(crop.image[None], cond[start:stop],
+                                         batch_size=batch_size)
+        else:
+            faces = fast_translate(translator, crop.image[None], cond[start:stop], fast_options)
+        if lips is not None:  # the mouth: move the rendered faces onto the lip targets
+            faces = lips[0].translate(faces, lips[1][start:stop], batch_size=batch_size)
+        if bar is not None:
+            bar.update(stop - start)
+            if stop >= len(cond):
+                bar.close()
+        return np.asarray(faces, dtype=np.uint8)
+
+    source = _Composer(photo, crop, render, len(cond), batch_size, feather, side_by_side)
     info = {"estimator": pred.model, "estimator_pretrained": bool(pred.pretrained),
             "translator": getattr(translator, "name", type(translator).__name__),
             "translator_pretrained": bool(getattr(translator, "pretrained", False)),
@@ -841,7 +872,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "animate", help="speech + face photo -> talking-face video (mp4 with sound, gif, webp)",
         description="Animate the face in a photo with speech: predict AUs/emotions from the "
                     "speech at 25 fps, translate the face once per frame and paste it back.")
-    p.add_argument("speech", help="speech file (wav, flac, ogg, mp3)")
+    p.add_argument("speech", help="speech file (wav, flac, ogg, mp3; a video's audio track)")
     p.add_argument("image", help="photo with a face (jpg, png, webp ...)")
     p.add_argument("-o", "--output", required=True,
                    help="output file: .mp4 (H.264 + AAC with the speech), .gif or .webp")
@@ -877,12 +908,34 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                    help="strength of --emotion (default 1 = FACS level C)")
     p.add_argument("--side-by-side", action="store_true",
                    help="show the input photo left of the animation")
-    p.add_argument("--face-index", type=int, default=None,
+    p.add_argument("--face-index", type=_index, default=None,
                    help="which face to animate, 0 = leftmost (default: the largest)")
-    p.add_argument("--batch-size", type=int, default=16, help="frames per translator call")
-    p.add_argument("--device", default="cpu", help="torch device for the models (default cpu)")
+    p.add_argument("--batch-size", type=_index_from(1), default=16,
+                   help="frames per translator call; also how many rendered faces are held in "
+                        "memory (default 16)")
+    from .cli import add_common_options
+
+    add_common_options(p, max_seconds=MAX_SECONDS)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the native log lines of MediaPipe / TFLite (hidden by default)")
     p.set_defaults(func=_run_animate)
+
+
+def _index_from(low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}"
+                                             ) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return value
+    return parse
+
+
+_index = _index_from(0)
 
 
 def _fast_options(args: argparse.Namespace) -> Any:
@@ -896,24 +949,30 @@ def _fast_options(args: argparse.Namespace) -> Any:
 
 
 def _run_animate(args: argparse.Namespace) -> int:
-    _check_output(args.output)  # fail before any work
+    from ._io import check_output
+    from .cli import check_device, check_duration
+    from .face import quiet_native_logs
+    from .threads import limit_threads
+
+    # everything the user typed is checked before any work
+    out = check_output(args.output, inputs=[args.speech, args.image, args.model,
+                                            args.translator],
+                       suffixes=VIDEO_FORMATS + _IMAGE_FORMATS, what="output")
+    device = check_device(args.device)
+    check_duration(args.speech, args.max_seconds)
+    quiet_native_logs(not args.verbose)
     estimator = translator = None
     if args.translator is not None:
         from .translators import Translator
 
-        translator = Translator.from_pretrained(args.translator).to(args.device)
+        translator = Translator.from_pretrained(args.translator).to(device)
     if args.model is not None:
         from .speech import SpeechEstimator
 
-        estimator = SpeechEstimator.from_pretrained(args.model).to(args.device)
-    anim = animate(args.speech, args.image, estimator, translator, smoothing=args.smoothing,
-                   strength=args.strength, expressiveness=args.expressiveness,
-                   dynamics=not args.no_dynamics, space=args.space, fast=_fast_options(args),
-                   lipsync=False if args.no_lipsync else None,
-                   side_by_side=args.side_by_side,
-                   face_index=args.face_index, batch_size=args.batch_size,
-                   progress=not args.quiet, emotion=args.emotion, intensity=args.intensity)
-    anim.save(args.output)
+        estimator = SpeechEstimator.from_pretrained(args.model).to(device)
+    threads = limit_threads(args.threads) if args.threads else contextlib.nullcontext()
+    with threads:
+        anim = _animate_and_save(args, estimator, translator, out, device)
     w, h = anim.size
     face = "" if (anim.n_faces or 0) <= 1 else (
         f", face {anim.face_index} of {anim.n_faces} (0-{anim.n_faces - 1} left to right"
@@ -927,3 +986,17 @@ def _run_animate(args: argparse.Namespace) -> int:
           f"{kind('estimator')}, translator {anim.info.get('translator')}{kind('translator')}",
           file=sys.stderr)
     return 0
+
+
+def _animate_and_save(args: argparse.Namespace, estimator: Any, translator: Any, out: Any,
+                      device: str) -> Animation:
+    anim = animate(args.speech, args.image, estimator, translator, smoothing=args.smoothing,
+                   strength=args.strength, expressiveness=args.expressiveness,
+                   dynamics=not args.no_dynamics, space=args.space, fast=_fast_options(args),
+                   lipsync=False if args.no_lipsync else None,
+                   side_by_side=args.side_by_side,
+                   face_index=args.face_index, batch_size=args.batch_size,
+                   progress=not args.quiet, emotion=args.emotion, intensity=args.intensity,
+                   device=device)
+    anim.save(out)
+    return anim

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,9 +23,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from ._io import atomic_path
 from .errors import AudioError
 
-__all__ = ["SAMPLE_RATE", "FPS", "AudioSource", "load_audio", "resample", "save_audio"]
+__all__ = ["SAMPLE_RATE", "FPS", "AudioSource", "load_audio", "resample", "save_audio", "downmix",
+           "SILENT_CHANNEL_RATIO"]
 
 SAMPLE_RATE = 16000
 """Sample rate (Hz) every speechface feature extractor and model expects."""
@@ -74,11 +75,91 @@ def _read_file(path: Path, label: str) -> tuple[np.ndarray, int]:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
         reason = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
-        raise AudioError(f"audio file {label} is not a readable audio file "
-                         f"(corrupt or unsupported format; libsndfile says: {reason})") from None
+        found = _read_with_av(path, label)  # a video, AAC/M4A, ...: its audio track via PyAV
+        if found is None:
+            raise AudioError(f"audio file {label} is not a readable audio file "
+                             f"(corrupt or unsupported format; libsndfile says: {reason})"
+                             ) from None
+        data, rate = found
     except OSError as exc:
         raise AudioError(f"audio file {label} cannot be read: {exc}") from None
     return data, int(rate)
+
+
+def _read_with_av(path: Path, label: str) -> tuple[np.ndarray, int] | None:
+    """The first audio track of a container libsndfile cannot read (mp4, mkv, m4a, webm ...)
+    as ``(time, channels)`` float32 and its rate; None when PyAV is missing or cannot open it.
+
+    A video without an audio track raises AudioError saying so.
+    """
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        return None
+    try:
+        if not container.streams.audio:
+            if container.streams.video:
+                raise AudioError(f"audio file {label} is a video without an audio track")
+            return None
+        stream = container.streams.audio[0]
+        rate = int(stream.rate or stream.codec_context.sample_rate or 0)
+        channels = max(1, int(stream.codec_context.channels or 1))
+        if rate <= 0:
+            return None
+        layout = "mono" if channels == 1 else ("stereo" if channels == 2 else None)
+        resampler = av.AudioResampler(format="flt", layout=layout or stream.layout.name,
+                                      rate=rate)
+        chunks: list[np.ndarray] = []
+        for frame in container.decode(stream):
+            frame.pts = None
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1, channels))
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1, channels))
+    except av.FFmpegError as exc:
+        raise AudioError(f"audio file {label}: cannot decode its audio track ({exc})") from None
+    finally:
+        container.close()
+    data = np.concatenate(chunks) if chunks else np.zeros((0, channels), np.float32)
+    return np.ascontiguousarray(data, dtype=np.float32), rate
+
+
+#: A channel whose RMS is below this fraction of the loudest channel's (-60 dB) is left out of
+#: the mono mix (a dead or unplugged channel would otherwise halve the level).
+SILENT_CHANNEL_RATIO = 1e-3
+
+
+def downmix(x: torch.Tensor, channel_axis: int = 1) -> torch.Tensor:
+    """Mono from multichannel samples: the mean of the channels that carry signal.
+
+    A channel more than 60 dB below the loudest one (RMS ratio under
+    :data:`SILENT_CHANNEL_RATIO`, e.g. an unplugged microphone recorded as silence) is left out
+    of the mean, so speech on one channel of a stereo file keeps its level. When every channel
+    is silent (or there is only one) it is the plain mean. Long inputs read in blocks apply the
+    rule block by block (60 s blocks by default).
+
+    Args:
+        x: ``(time, channels)`` (``channel_axis=1``) or ``(channels, time)`` (``channel_axis=0``).
+
+    Returns:
+        ``(time,)`` float tensor.
+
+    Example:
+        >>> x = torch.stack([torch.ones(4) * 0.5, torch.zeros(4)], 1)   # right channel silent
+        >>> downmix(x).tolist()
+        [0.5, 0.5, 0.5, 0.5]
+    """
+    if x.shape[channel_axis] == 1:
+        return x.select(channel_axis, 0)
+    rms = x.to(torch.float64).pow(2).mean(dim=1 - channel_axis).sqrt()
+    keep = rms >= rms.max() * SILENT_CHANNEL_RATIO
+    if bool(keep.all()) or not bool(keep.any()):
+        return x.mean(dim=channel_axis)
+    return x.index_select(channel_axis, keep.nonzero()[:, 0]).mean(dim=channel_axis)
 
 
 def _array_to_tensor(source: np.ndarray | torch.Tensor, label: str) -> torch.Tensor:
@@ -123,7 +204,7 @@ def _to_mono(x: torch.Tensor, label: str) -> torch.Tensor:
         return x
     if x.dim() == 2:
         channel_axis = 0 if x.shape[0] <= x.shape[1] else 1
-        return x.mean(dim=channel_axis)
+        return downmix(x, channel_axis)
     raise AudioError(f"{label}: expected 1-D (time) or 2-D (channels x time or time x channels) "
                      f"samples, got shape {tuple(x.shape)}")
 
@@ -139,7 +220,8 @@ def load_audio(
 
     Args:
         source: a path (``str`` or ``Path``) to a wav, flac, ogg or mp3 file (anything libsndfile
-            reads), or samples as a numpy array or torch tensor. Array layouts: 1-D ``(time,)`` is
+            reads; other containers such as a video's audio track (mp4, mkv, webm, m4a) are
+            decoded with PyAV when it is installed), or samples as a numpy array or torch tensor. Array layouts: 1-D ``(time,)`` is
             mono; 2-D is multichannel and **the smaller axis is the channel axis**, so both
             ``(channels, time)`` (torch style) and ``(time, channels)`` (soundfile style) work
             (a square array is read as ``(channels, time)``). Float samples are used as they are
@@ -151,7 +233,8 @@ def load_audio(
         name: how to call the source in error messages (default: the path, or ``"array"``).
 
     Returns:
-        ``(time,)`` float32 tensor, channels averaged (downmix = mean over channels).
+        ``(time,)`` float32 tensor, channels averaged (:func:`downmix`: the mean over the
+        channels that carry signal; a channel 60 dB below the loudest is left out).
 
     Raises:
         AudioError: naming the file (or array) and the problem: missing file, directory, empty
@@ -180,8 +263,7 @@ def load_audio(
         label = f"audio file {label}"
         if data.size == 0:
             raise AudioError(f"{label} has no samples")
-        wave = (torch.from_numpy(data).mean(dim=1) if data.shape[1] > 1  # (time, channels)
-                else torch.from_numpy(data[:, 0]))
+        wave = downmix(torch.from_numpy(data))  # (time, channels); silent channels left out
     elif isinstance(source, (np.ndarray, torch.Tensor)):
         label = f"audio {name!r}" if name is not None else "audio array"
         wave, rate = _array_to_mono(source, sample_rate, label, "load_audio(samples, 44100)")
@@ -326,13 +408,6 @@ def save_audio(path: str | os.PathLike, wave: torch.Tensor | np.ndarray, sample_
                          f"got shape {data.shape}")
     if subtype is None or subtype.upper() not in ("FLOAT", "DOUBLE"):
         data = np.clip(data, -1.0, 1.0)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        sf.write(tmp, data, int(rate), subtype=subtype)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), data, int(rate), subtype=subtype)
     return path

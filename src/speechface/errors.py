@@ -14,6 +14,7 @@ __all__ = [
     "DataError",
     "UnknownNameError",
     "NoFaceError",
+    "OutputError",
 ]
 
 
@@ -39,6 +40,11 @@ class ModelError(SpeechfaceError):
 
 class DataError(SpeechfaceError, ValueError):
     """A dataset, CSV or shard that cannot be read or used."""
+
+
+class OutputError(SpeechfaceError, ValueError):
+    """An output path that cannot or must not be written (an input of the same command, a
+    directory, FIFO or device node, a missing or read-only folder, an unsupported extension)."""
 
 
 class UnknownNameError(SpeechfaceError, KeyError):

@@ -55,6 +55,8 @@ __all__ = [
     "DETECT_MAX_SIDE",
     "DEFAULT_MARGIN",
     "DEFAULT_FEATHER",
+    "quiet_native_logs",
+    "native_logs_hidden",
 ]
 
 #: Smallest accepted image side in pixels.
@@ -299,9 +301,29 @@ _LOCK = threading.Lock()
 _TEACHERS: dict[tuple[str, int, float], Any] = {}
 
 
+_QUIET = {"on": True}
+
+
+def quiet_native_logs(on: bool = True) -> None:
+    """Hide (default) or show the C++ log lines MediaPipe / TFLite write to stderr when a face
+    model starts (``speechface animate --verbose`` shows them).
+
+    Example:
+        >>> quiet_native_logs(True)
+    """
+    _QUIET["on"] = bool(on)
+    if on:  # read by absl / glog when MediaPipe is first imported
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 @contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence C++ log lines (absl/TFLite) written to file descriptor 2 while MediaPipe starts."""
+def native_logs_hidden() -> Iterator[None]:
+    """Silence C++ log lines (absl/TFLite) written to file descriptor 2 while MediaPipe starts
+    (unless :func:`quiet_native_logs` was turned off)."""
+    if not _QUIET["on"]:
+        yield
+        return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -344,10 +366,16 @@ def _landmarker(model_path: Any, max_faces: int, min_confidence: float) -> Any:
     if teacher is None:
         teacher = MediaPipeTeacher(path, min_confidence=min_confidence, running_mode="image",
                                    num_faces=max_faces)
-        _TEACHERS[key] = teacher
     if teacher._landmarker is None:
-        with _quiet_native_stderr():
-            teacher._get()
+        try:
+            with native_logs_hidden():
+                teacher._get()
+        except (RuntimeError, ValueError, OSError) as e:
+            src = " (from SPEECHFACE_FACE_LANDMARKER)" if model_path is None and \
+                os.environ.get("SPEECHFACE_FACE_LANDMARKER") else ""
+            raise ModelError(f"'{path}'{src}: not a usable MediaPipe face_landmarker.task "
+                             f"bundle ({' '.join(str(e).split())[:200]})") from None
+        _TEACHERS[key] = teacher
     return teacher._get()
 
 
@@ -475,7 +503,8 @@ def detect_faces(image: Any, *, max_faces: int = 4, min_confidence: float = 0.5,
             'speechface[face]'``) nor ``opencv-python-headless`` is installed.
         ModelError: MediaPipe is installed but its model bundle cannot be found or downloaded
             (with ``backend="auto"`` and OpenCV installed, OpenCV is used instead, with a
-            warning).
+            warning; not when ``model_path`` or ``SPEECHFACE_FACE_LANDMARKER`` names the
+            bundle: then its problem is the error).
 
     Example:
         >>> faces = detect_faces("group.jpg")                # doctest: +SKIP
@@ -494,8 +523,9 @@ def detect_faces(image: Any, *, max_faces: int = 4, min_confidence: float = 0.5,
             try:
                 boxes = _detect_mediapipe(img, max_faces, min_confidence, model_path)
             except ModelError as e:
-                if backend == "mediapipe":
-                    raise
+                if backend == "mediapipe" or model_path is not None or \
+                        os.environ.get("SPEECHFACE_FACE_LANDMARKER"):
+                    raise  # a model the user named: its error, no fallback
                 try:
                     boxes = _detect_opencv(img, max_faces)
                 except ImportError:

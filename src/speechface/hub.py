@@ -19,7 +19,6 @@ Hub repository ids of the official weights are ``speechface/<model name>``, e.g.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,7 +53,9 @@ HUB_ORG = "speechface"
 
 def _looks_like_repo_id(name: str) -> bool:
     parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+    if len(parts) != 2 or not all(parts) or name.startswith((".", "/", "~")):
+        return False
+    return not Path(parts[0]).is_dir()  # runs/best with a local runs/ folder is a path
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike[str], *, revision: str | None = None,
@@ -88,6 +89,9 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str], *, revision: str | N
         return packaged
     if not _looks_like_repo_id(name):
         from .pretrained import list_pretrained
+
+        if os.sep in name or name.startswith((".", "~")):
+            raise ModelError(f"{name}: model folder not found")
 
         raise ModelError(f"no model called {name!r}: not a local folder, not a packaged model "
                          f"({', '.join(list_pretrained()) or 'none'}), not a Hub repo id (owner/name)")
@@ -123,15 +127,10 @@ def _download(repo_id: str, **kw: Any) -> Path:
 
 def read_config(folder: str | os.PathLike[str], kind: str | None = None) -> dict[str, Any]:
     """Read and check ``config.json`` of a model folder (``kind``: "estimator", "translator" ...)."""
+    from .config_schema import read_model_config
+
     path = Path(folder) / CONFIG_NAME
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{path}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(config, dict) or "architecture" not in config:
-        raise ModelError(f"{path}: no 'architecture' field; not a speechface model config")
+    config = read_model_config(path)  # bounded read, strict JSON, types and bounds
     if kind is not None and config.get("kind", kind) != kind:
         raise ModelError(f"{path}: this is a {config.get('kind')} model, not a {kind}")
     return config

@@ -44,7 +44,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .audio import _array_to_mono, _array_to_tensor, _check_rate
+from .audio import _array_to_mono, _array_to_tensor, _check_rate, downmix
 from .errors import AudioError
 from .speech import _eval_mode
 from .streaming import (
@@ -161,7 +161,7 @@ def predict_blocks(estimator: Any, blocks: Iterable[Any], sample_rate: float, *,
 
 def _as_tensor_block(block: Any, name: str) -> torch.Tensor:
     t = _array_to_tensor(np.asarray(block) if not isinstance(block, torch.Tensor) else block, name)
-    return t.mean(dim=1) if t.dim() == 2 else t.reshape(-1)
+    return downmix(t) if t.dim() == 2 else t.reshape(-1)
 
 
 def _mfcc_from_mel(fx: Any, mel: torch.Tensor) -> torch.Tensor:

@@ -82,14 +82,20 @@ class Prediction:
     def to_csv(self, path: str | os.PathLike[str], decimals: int = 4) -> None:
         """Write an OpenFace-style CSV: ``frame, timestamp, <columns>`` (frame numbers from 1).
 
-        OpenFace tooling that reads ``AUxx_r`` columns reads this file. Written atomically.
+        OpenFace tooling that reads ``AUxx_r`` columns reads this file. Written atomically;
+        ``path`` may also be an open text file (``sys.stdout``).
         """
-        header = ",".join(["frame", "timestamp", *self.columns])
-        fmt = f"%.{decimals}f"
+        if hasattr(path, "write"):  # an open text file (e.g. sys.stdout)
+            self._write_csv(path, decimals)  # type: ignore[arg-type]
+            return
         with atomic_write(path, newline="") as f:
-            f.write(header + "\n")
-            for i, row in enumerate(self.values):
-                f.write(f"{i + 1},{i / self.fps:.3f}," + ",".join(fmt % v for v in row) + "\n")
+            self._write_csv(f, decimals)
+
+    def _write_csv(self, f: Any, decimals: int) -> None:
+        fmt = f"%.{decimals}f"
+        f.write(",".join(["frame", "timestamp", *self.columns]) + "\n")
+        for i, row in enumerate(self.values):
+            f.write(f"{i + 1},{i / self.fps:.3f}," + ",".join(fmt % v for v in row) + "\n")
 
     def __repr__(self) -> str:
         kind = "pretrained" if self.pretrained else "random weights"
