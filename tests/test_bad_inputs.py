@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -523,3 +524,422 @@ def test_no_module_unpickles() -> None:
         problems += _pickle_problems(path.read_text(), str(path.relative_to(REPO)))
     assert not problems, problems
     assert not _pickle_problems("torch.load(f, map_location='cpu', weights_only=True)")
+
+
+# =========================================================================== the CLI, hardened
+# Each case runs the command line in a folder that holds every input; afterwards the folder
+# must be exactly as before (inputs byte-identical, no output, no partial or temporary file),
+# and stderr one "speechface: error:" line naming the user's path, without a traceback.
+def _snapshot(root: Path) -> dict[str, str]:
+    import hashlib
+    import stat
+
+    state = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            st = p.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                state[rel] = "link->" + os.readlink(p)
+            elif stat.S_ISDIR(st.st_mode):
+                state[rel] = "dir"
+            elif stat.S_ISREG(st.st_mode):
+                state[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+            else:
+                state[rel] = f"special {stat.S_IFMT(st.st_mode)}"
+    return state
+
+
+def _fails(argv: list[str], root: Path, needles: list[str], capsys, code: int = 2) -> str:
+    """Run the CLI; check the exit code, one clean line with ``needles``, ``root`` unchanged."""
+    before = _snapshot(root)
+    got = main(argv)
+    err = capsys.readouterr().err
+    assert got == code, (got, err)
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("speechface: error:"), lines[0]
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    assert _snapshot(root) == before
+    return lines[0]
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """A folder with copies of the example speech and photo and an out/ folder."""
+    shutil.copy(SPEECH, tmp_path / "speech.wav")
+    shutil.copy(ASTRONAUT, tmp_path / "photo.jpg")
+    (tmp_path / "out").mkdir()
+    return tmp_path
+
+
+def _predict(work: Path, out: str, *extra: str) -> list[str]:
+    return ["predict", str(work / "speech.wav"), "-o", out, "--random-weights", "mlp", *extra]
+
+
+def _setup_output(kind: str, work: Path, name: str = "aus.csv") -> str:
+    """An output argument of the given kind (creating what it points to)."""
+    out = work / "out"
+    if kind == "onto-input-wav":
+        return str(work / "speech.wav")
+    if kind == "onto-photo":
+        return str(work / "photo.jpg")
+    if kind == "xyz-extension":
+        return str(out / "aus.xyz")
+    if kind == "no-extension":
+        return str(out / "aus")
+    if kind == "input-named-csv":  # an audio file called .csv, then -o onto it
+        shutil.copy(work / "speech.wav", work / "speech.csv")
+        return str(work / "speech.csv")
+    if kind == "link-to-input":
+        shutil.copy(work / "speech.wav", work / "speech.csv")
+        (out / "aus.csv").symlink_to(work / "speech.csv")
+        return str(out / "aus.csv")
+    if kind == "fifo":
+        os.mkfifo(out / "aus.csv")
+        return str(out / "aus.csv")
+    if kind == "link-to-dev-full":
+        (out / "aus.csv").symlink_to("/dev/full")
+        return str(out / "aus.csv")
+    if kind == "link-to-dev-null":
+        (out / "aus.csv").symlink_to("/dev/null")
+        return str(out / "aus.csv")
+    if kind == "a-directory":
+        (out / "aus.csv").mkdir()
+        return str(out / "aus.csv")
+    if kind == "missing-folder":
+        return str(out / "nope" / name)
+    if kind == "parent-is-a-file":
+        (out / "file.txt").write_text("x")
+        return str(out / "file.txt" / "aus.csv")
+    if kind == "dangling-link-to-missing-folder":
+        (out / "aus.csv").symlink_to(work / "gone" / "aus.csv")
+        return str(out / "aus.csv")
+    if kind == "empty":
+        return ""
+    raise AssertionError(kind)
+
+
+OUTPUTS = [
+    ("onto-input-wav", "unsupported output type '.wav'"),
+    ("onto-photo", "unsupported output type '.jpg'"),
+    ("xyz-extension", "unsupported output type '.xyz'"),
+    ("no-extension", "unsupported output type '(none)'"),
+    ("input-named-csv", "is also an input of this command"),
+    ("link-to-input", "is also an input of this command"),
+    ("fifo", "FIFO"),
+    ("link-to-dev-full", "device node"),
+    ("link-to-dev-null", "device node"),
+    ("a-directory", "it is a directory"),
+    ("missing-folder", "does not exist"),
+    ("parent-is-a-file", "is not a folder"),
+    ("dangling-link-to-missing-folder", "symbolic link"),
+    ("empty", "output path is empty"),
+]
+
+
+@pytest.mark.parametrize("kind,needle", OUTPUTS, ids=[k for k, _ in OUTPUTS])
+def test_predict_output_refused(kind: str, needle: str, work: Path, capsys) -> None:
+    out = _setup_output(kind, work)
+    argv = _predict(work, out)
+    if kind in ("input-named-csv", "link-to-input"):  # the speech file is speech.csv here
+        argv[1] = str(work / "speech.csv")
+    _fails(argv, work, [out, needle], capsys)
+
+
+ANIMATE_OUTPUTS = [
+    ("onto-input-wav", "unsupported output type '.wav'"),
+    ("xyz-extension", "unsupported output type '.xyz'"),
+    ("missing-folder", "does not exist"),
+    ("a-directory", "unsupported output type '.csv'"),
+]
+
+
+@pytest.mark.parametrize("kind,needle", ANIMATE_OUTPUTS, ids=[k for k, _ in ANIMATE_OUTPUTS])
+def test_animate_output_refused(kind: str, needle: str, work: Path, capsys) -> None:
+    out = _setup_output(kind, work, "talk.mp4")
+    _fails(["animate", str(work / "speech.wav"), str(work / "photo.jpg"), "-o", out, "--quiet"],
+           work, [out, needle], capsys)
+
+
+def test_animate_output_onto_its_own_photo(work: Path, capsys) -> None:
+    Image.open(work / "photo.jpg").save(work / "photo.gif")
+    out = str(work / "photo.gif")
+    _fails(["animate", str(work / "speech.wav"), out, "-o", out, "--quiet"], work,
+           [out, "is also an input"], capsys)
+
+
+def test_animate_output_mp4_fifo_and_stdout(work: Path, capsys) -> None:
+    os.mkfifo(work / "out" / "talk.mp4")
+    fifo = str(work / "out" / "talk.mp4")
+    _fails(["animate", str(work / "speech.wav"), str(work / "photo.jpg"), "-o", fifo, "--quiet"],
+           work, [fifo, "FIFO"], capsys)
+    _fails(["animate", str(work / "speech.wav"), str(work / "photo.jpg"), "-o", "-", "--quiet"],
+           work, ["'-'", "standard output"], capsys)
+
+
+def test_symlinked_output_is_written_through(work: Path, capsys) -> None:
+    real = work / "out" / "real.csv"
+    real.write_text("old\n")
+    link = work / "out" / "aus.csv"
+    link.symlink_to(real)
+    assert main(_predict(work, str(link))) == 0
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_text().startswith("frame,timestamp,AU01_r")
+    assert sorted(p.name for p in (work / "out").iterdir()) == ["aus.csv", "real.csv"]
+
+
+def test_dash_writes_the_csv_to_stdout(work: Path, capsys) -> None:
+    before = _snapshot(work)
+    assert main(_predict(work, "-")) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("frame,timestamp,AU01_r")
+    assert len(captured.out.splitlines()) == 1 + 221  # 8.84 s at 25 fps, the header
+    assert _snapshot(work) == before
+
+
+def test_stale_temp_files_of_dead_writers_are_removed(work: Path) -> None:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()  # a PID that is gone
+    out = work / "out" / "aus.csv"
+    stale = work / "out" / f".aus.csv.sf{proc.pid}.abcd1234.tmp"
+    live = work / "out" / f".aus.csv.sf{os.getppid()}.abcd1234.tmp"
+    other = work / "out" / ".notes.txt.sf1.abcd1234.tmp"  # another file's: not ours to touch
+    for p in (stale, live, other):
+        p.write_bytes(b"")
+    assert main(_predict(work, str(out))) == 0
+    assert out.is_file() and not stale.exists() and live.exists() and other.exists()
+
+
+DEVICES = [("cuda", "no CUDA GPU is available"), ("cuda:7", "cuda:7"),
+           ("bogus", "not a torch device name"), ("tpu", "not a torch device name")]
+
+
+@pytest.mark.parametrize("device,needle", DEVICES, ids=[d for d, _ in DEVICES])
+def test_predict_device_refused(device: str, needle: str, work: Path, capsys) -> None:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    _fails(_predict(work, str(work / "out" / "aus.csv"), "--device", device), work,
+           [f"--device {device}".replace(" ", " '" if device in ("bogus", "tpu") else " "),
+            needle], capsys)
+
+
+@pytest.mark.parametrize("device", ["cuda", "bogus"])
+def test_animate_device_refused(device: str, work: Path, capsys) -> None:
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    _fails(["animate", str(work / "speech.wav"), str(work / "photo.jpg"), "-o",
+            str(work / "out" / "t.mp4"), "--device", device, "--quiet"], work, [device], capsys)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--face-index", "-1"], "--face-index -1"),
+    (["--batch-size", "0"], "--batch-size 0"),
+    (["--max-seconds", "1"], "lasts 9 s"),
+], ids=["face-index-minus-1", "batch-size-0", "max-seconds"])
+def test_animate_options_refused_before_work(args: list[str], needle: str, work: Path,
+                                             capsys) -> None:
+    _fails(["animate", str(work / "speech.wav"), str(work / "photo.jpg"), "-o",
+            str(work / "out" / "t.mp4"), "--quiet", *args], work, [needle], capsys)
+
+
+def test_two_hour_speech_refused_up_front(work: Path, capsys) -> None:
+    """animate refuses speech over --max-seconds (default 1 h) from the file header."""
+    long = work / "two_hours.wav"
+    sf.write(long, np.zeros(7200 * 1000, np.uint8).view(np.uint8).astype(np.float32), 1000,
+             subtype="PCM_U8")
+    _fails(["animate", str(long), str(work / "photo.jpg"), "-o", str(work / "out" / "t.mp4"),
+            "--quiet"], work, [str(long), "lasts 7200 s", "--max-seconds 3600"], capsys)
+
+
+def test_predict_max_seconds(work: Path, capsys) -> None:
+    _fails(_predict(work, str(work / "out" / "aus.csv"), "--max-seconds", "2"), work,
+           [str(work / "speech.wav"), "lasts 9 s"], capsys)
+
+
+# --------------------------------------------------------------------------- stdin
+def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+def test_stdin_of_zero_bytes_refused_at_once(work: Path, monkeypatch, capsys) -> None:
+    _stdin(monkeypatch, b"\0" * (1 << 20))
+    _fails(["predict", "-", "-o", str(work / "out" / "aus.csv"), "--random-weights", "mlp"],
+           work, ["audio on stdin", "zero bytes"], capsys)
+
+
+def test_stdin_size_limit(work: Path, monkeypatch, capsys) -> None:
+    _stdin(monkeypatch, (work / "speech.wav").read_bytes())
+    _fails(["predict", "-", "-o", str(work / "out" / "aus.csv"), "--random-weights", "mlp",
+            "--max-input-mb", "0.05"], work, ["audio on stdin", "--max-input-mb 0.05"], capsys)
+
+
+def test_stdin_max_seconds(work: Path, monkeypatch, capsys) -> None:
+    _stdin(monkeypatch, (work / "speech.wav").read_bytes())
+    _fails(["predict", "-", "-o", str(work / "out" / "aus.csv"), "--random-weights", "mlp",
+            "--max-seconds", "1"], work, ["audio on stdin", "--max-seconds 1"], capsys)
+
+
+# --------------------------------------------------------------------------- model configs
+def _deep(n: int) -> str:
+    return "[" * n + "]" * n
+
+
+CONFIGS = [  # (id, edit of the parsed config or raw text, needle)
+    ("dropout-nan", lambda c: c["model_args"].update(dropout="@NaN@"), "not a finite number"),
+    ("dropout-infinity", lambda c: c["model_args"].update(dropout="@Infinity@"),
+     "not a finite number"),
+    ("dropout-1.5", lambda c: c["model_args"].update(dropout=1.5), "outside [0, 0.999]"),
+    ("labels-5", lambda c: c.update(labels=5), "'labels' must be list or null"),
+    ("labels-of-numbers", lambda c: c.update(labels=list(range(17))), "list of strings"),
+    ("info-5", lambda c: c.update(info=5), "'info' must be dict or null"),
+    ("architecture-5", lambda c: c.update(architecture=5), "'architecture' must be str"),
+    ("pretrained-yes", lambda c: c.update(pretrained="yes"), "'pretrained' must be bool"),
+    ("model-args-list", lambda c: c.update(model_args=[1, 2]), "'model_args' must be dict"),
+    ("width-1e9", lambda c: c["model_args"].update(hidden=[10**9]), "is larger than 16384"),
+    ("widths-30000x30000", lambda c: c["model_args"].update(hidden=[30000, 30000]),
+     "is larger than 16384"),
+    ("widths-16000x16000", lambda c: c["model_args"].update(hidden=[16000, 16000]),
+     "a network of about"),
+    ("negative-width", lambda c: c["model_args"].update(hidden=[-5]), "is negative"),
+    ("n-fft-134217728", lambda c: c["feature"]["args"].update(n_fft=134217728),
+     "feature.args.n_fft = 134217728 is outside"),
+    ("n-mels-0", lambda c: c["feature"]["args"].update(n_mels=0), "feature.args.n_mels = 0"),
+    ("list-of-100000", lambda c: c["model_args"].update(hidden=[1] * 100000), "entries"),
+    ("nested-100000-deep", lambda c: c.update(info="@DEEP@"), "nested more than 16 levels"),
+    ("2-MB-file", lambda c: c.update(name="x" * (2 << 20)), "larger than 1,048,576 bytes"),
+    ("not-an-object", lambda c: "@LIST@", "must be a JSON object"),
+]
+
+
+def _write_config(folder: Path, edit: Callable[[dict], object]) -> None:
+    cfg = json.loads((folder / "config.json").read_text())
+    result = edit(cfg)
+    text = json.dumps([1, 2] if result == "@LIST@" else cfg)
+    text = text.replace('"@NaN@"', "NaN").replace('"@Infinity@"', "Infinity")
+    text = text.replace('"@DEEP@"', _deep(100_000))
+    (folder / "config.json").write_text(text)
+
+
+@pytest.mark.parametrize("cid,edit,needle", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_model_config_refused(cid: str, edit, needle: str, work: Path, good_model: Path,
+                              capsys) -> None:
+    folder = work / "model"
+    shutil.copytree(good_model / "mlp", folder)
+    _write_config(folder, edit)
+    _fails(["predict", str(work / "speech.wav"), "-o", str(work / "out" / "aus.csv"), "--model",
+            str(folder)], work, [str(folder / "config.json"), needle], capsys)
+
+
+def test_model_config_is_not_a_regular_file(work: Path, good_model: Path, capsys) -> None:
+    folder = work / "model"
+    shutil.copytree(good_model / "mlp", folder)
+    (folder / "config.json").unlink()
+    (folder / "config.json").symlink_to("/dev/zero")
+    _fails(["predict", str(work / "speech.wav"), "-o", str(work / "out" / "aus.csv"), "--model",
+            str(folder)], work, [str(folder / "config.json"), "not a regular file"], capsys)
+
+
+def test_local_model_path_that_does_not_exist(work: Path, monkeypatch, capsys) -> None:
+    (work / "runs").mkdir()
+    monkeypatch.chdir(work)
+    _fails(["predict", "speech.wav", "-o", "out/aus.csv", "--model", "runs/best"], work,
+           ["runs/best", "model folder not found"], capsys)
+
+
+def test_packaged_configs_pass_the_schema() -> None:
+    from speechface.config_schema import read_model_config
+
+    folders = sorted((REPO / "src" / "speechface" / "pretrained").glob("*/config.json"))
+    assert folders
+    for cfg in folders:
+        read_model_config(cfg)
+
+
+# --------------------------------------------------------------------------- audio sources
+def _mp4(path: Path, audio: bool) -> Path:
+    from speechface.animate import Animation
+
+    pytest.importorskip("av")
+    frames = np.zeros((25, 32, 32, 3), np.uint8)
+    Animation(frames, audio=_tone(1.0, 16000) if audio else None).save(path)
+    return path
+
+
+def test_video_given_as_speech_uses_its_audio_track(work: Path, capsys) -> None:
+    video = _mp4(work / "talk.mp4", audio=True)
+    out = work / "out" / "aus.csv"
+    assert main(["predict", str(video), "-o", str(out), "--random-weights", "mlp"]) == 0
+    assert abs(len(out.read_text().splitlines()) - 1 - 25) <= 2
+
+
+def test_video_without_audio_track(work: Path, capsys) -> None:
+    video = _mp4(work / "mute.mp4", audio=False)
+    _fails(["predict", str(video), "-o", str(work / "out" / "aus.csv"), "--random-weights",
+            "mlp"], work, [str(video), "video without an audio track"], capsys)
+
+
+def test_stereo_with_a_silent_channel_keeps_the_level(est: AUEstimator, tmp_path: Path) -> None:
+    x = _tone(1.0, 16000)
+    sf.write(tmp_path / "mono.wav", x, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "left.wav", np.stack([x, np.zeros_like(x)], 1), 16000, subtype="FLOAT")
+    sf.write(tmp_path / "both.wav", np.stack([x, x], 1), 16000, subtype="FLOAT")
+    mono = est.predict(tmp_path / "mono.wav").values
+    np.testing.assert_allclose(est.predict(tmp_path / "left.wav").values, mono, atol=1e-5)
+    np.testing.assert_allclose(est.predict(tmp_path / "both.wav").values, mono, atol=1e-5)
+    from speechface.longform import predict_long  # long files: read block by block
+
+    np.testing.assert_allclose(predict_long(est, tmp_path / "left.wav", 0.3).values, mono,
+                               atol=1e-5)
+    # a quiet but live channel still counts: -20 dB on the right is averaged in
+    sf.write(tmp_path / "quiet.wav", np.stack([x, 0.1 * x], 1), 16000, subtype="FLOAT")
+    from speechface.audio import load_audio
+
+    np.testing.assert_allclose(load_audio(tmp_path / "quiet.wav").numpy(), 0.55 * x, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- face model
+@pytest.mark.parametrize("kind", ["missing-file", "not-a-task-bundle"])
+def test_bad_face_landmarker_is_one_clear_error(kind: str, work: Path, monkeypatch,
+                                                capsys) -> None:
+    pytest.importorskip("mediapipe")
+    from speechface import face
+
+    bundle = work / "bad.task"
+    if kind == "not-a-task-bundle":
+        bundle.write_bytes(b"not a model" * 100)
+    monkeypatch.setenv("SPEECHFACE_FACE_LANDMARKER", str(bundle))
+    monkeypatch.setattr(face, "_TEACHERS", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "falling back to OpenCV" warning either
+        _fails(["animate", str(work / "speech.wav"), str(work / "photo.jpg"), "-o",
+                str(work / "out" / "t.mp4"), "--quiet"], work, [str(bundle)], capsys)
+
+
+# --------------------------------------------------------------------------- --debug
+def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
+        work: Path, monkeypatch, capsys) -> None:
+    import speechface.results as results
+
+    def boom(*a, **k):
+        raise RuntimeError("kaboom\nsecond line")
+
+    monkeypatch.setattr(results.Prediction, "to_csv", boom)
+    out = str(work / "out" / "aus.csv")
+    line = _fails(_predict(work, out), work, ["RuntimeError: kaboom second line", "--debug"],
+                  capsys)
+    assert "a bug?" in line
+    assert main([*_predict(work, out), "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("speechface: error:")
+    monkeypatch.setenv("SPEECHFACE_DEBUG", "1")
+    assert main(_predict(work, out)) == 2
+    assert "Traceback" in capsys.readouterr().err

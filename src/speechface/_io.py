@@ -71,6 +71,11 @@ def _destination(path: str | os.PathLike[str], label: str) -> Path:
         st = os.stat(user)  # follows links
     except FileNotFoundError:
         st = None
+    except NotADirectoryError:
+        probe = user.parent
+        while probe != probe.parent and not probe.exists():
+            probe = probe.parent
+        raise OutputError(f"cannot write {label}: {probe} is not a folder") from None
     except OSError as e:
         raise OutputError(f"cannot write {label}: {e.strerror or e}") from None
     if st is not None:

@@ -908,9 +908,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                    help="strength of --emotion (default 1 = FACS level C)")
     p.add_argument("--side-by-side", action="store_true",
                    help="show the input photo left of the animation")
-    p.add_argument("--face-index", type=_index, default=None,
+    p.add_argument("--face-index", type=int, default=None,
                    help="which face to animate, 0 = leftmost (default: the largest)")
-    p.add_argument("--batch-size", type=_index_from(1), default=16,
+    p.add_argument("--batch-size", type=int, default=16,
                    help="frames per translator call; also how many rendered faces are held in "
                         "memory (default 16)")
     from .cli import add_common_options
@@ -920,22 +920,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--verbose", action="store_true",
                    help="show the native log lines of MediaPipe / TFLite (hidden by default)")
     p.set_defaults(func=_run_animate)
-
-
-def _index_from(low: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}"
-                                             ) from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
-        return value
-    return parse
-
-
-_index = _index_from(0)
 
 
 def _fast_options(args: argparse.Namespace) -> Any:
@@ -959,6 +943,11 @@ def _run_animate(args: argparse.Namespace) -> int:
                                             args.translator],
                        suffixes=VIDEO_FORMATS + _IMAGE_FORMATS, what="output")
     device = check_device(args.device)
+    if args.face_index is not None and args.face_index < 0:
+        raise SpeechfaceError(f"--face-index {args.face_index}: faces are counted from 0 (the "
+                              "leftmost); leave it out for the largest face")
+    if args.batch_size < 1:
+        raise SpeechfaceError(f"--batch-size {args.batch_size}: must be at least 1")
     check_duration(args.speech, args.max_seconds)
     quiet_native_logs(not args.verbose)
     estimator = translator = None

@@ -139,8 +139,10 @@ def downmix(x: torch.Tensor, channel_axis: int = 1) -> torch.Tensor:
     A channel more than 60 dB below the loudest one (RMS ratio under
     :data:`SILENT_CHANNEL_RATIO`, e.g. an unplugged microphone recorded as silence) is left out
     of the mean, so speech on one channel of a stereo file keeps its level. When every channel
-    is silent (or there is only one) it is the plain mean. Long inputs read in blocks apply the
-    rule block by block (60 s blocks by default).
+    is silent (or there is only one) it is the plain mean. Long files read in blocks
+    (:func:`~speechface.longform.predict_long`) decide once, on the first block with signal;
+    streamed chunks (:meth:`~speechface.speech.SpeechEstimator.stream`) are averaged as they
+    come (a chunk is too short to judge a channel).
 
     Args:
         x: ``(time, channels)`` (``channel_axis=1``) or ``(channels, time)`` (``channel_axis=0``).

@@ -192,7 +192,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         export_track(result, out, args.format, fps=args.fps,
                      audio=None if args.audio == "-" else str(Path(args.audio).resolve()))
     kind = "pretrained" if est.pretrained else "RANDOM WEIGHTS (untrained)"
-    print(f"wrote {args.output}: {len(result)} frames at {result.fps:g} fps, {result.space}, "
+    where = "standard output" if out == STDOUT else args.output
+    print(f"wrote {where}: {len(result)} frames at {result.fps:g} fps, {result.space}, "
           f"model {est.name} [{kind}]", file=sys.stderr)
     return 0
 

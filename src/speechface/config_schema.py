@@ -10,7 +10,7 @@ not a traceback, a 24 GB allocation or a hang. :func:`read_model_config` therefo
    :data:`MAX_DEPTH` (checked before the parser recurses);
 3. checks the fields against :data:`SCHEMA` (types) and the arguments against :data:`BOUNDS`:
    every number finite, every integer argument at most :data:`MAX_INT` (``n_fft`` at most
-   :data:`MAX_N_FFT`), lists at most :data:`MAX_LIST` long, dropout-like values in [0, 1), and
+   :data:`MAX_N_FFT`) and not negative, lists at most :data:`MAX_LIST` long, dropout-like values in [0, 1), and
    a rough size estimate of the network (:func:`estimate_weights`: the products of
    neighbouring widths, times the kernel size) at most :data:`MAX_WEIGHTS`.
 
@@ -171,8 +171,10 @@ def _walk_numbers(value: Any, key: str, where: str, depth: int = 0) -> None:
                 return
         if leaf in _RATE_KEYS:
             return
-        if isinstance(value, int) and abs(value) > MAX_INT:
+        if isinstance(value, int) and value > MAX_INT:
             raise _bad(where, f"{key} = {value!r} is larger than {MAX_INT}")
+        if isinstance(value, int) and value < 0:
+            raise _bad(where, f"{key} = {value!r} is negative")
         if isinstance(value, float) and abs(value) > 1e9:
             raise _bad(where, f"{key} = {value!r} is out of range")
         return

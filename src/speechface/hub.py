@@ -77,7 +77,7 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str], *, revision: str | N
 
     path = Path(os.path.expanduser(str(name_or_path)))
     if path.is_dir():
-        if not (path / CONFIG_NAME).is_file():
+        if not os.path.lexists(path / CONFIG_NAME):
             raise ModelError(f"{path}: not a model folder (no {CONFIG_NAME})")
         return path
     if path.exists():

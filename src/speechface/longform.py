@@ -44,7 +44,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .audio import _array_to_mono, _array_to_tensor, _check_rate, downmix
+from .audio import SILENT_CHANNEL_RATIO, _array_to_mono, _array_to_tensor, _check_rate
 from .errors import AudioError
 from .speech import _eval_mode
 from .streaming import (
@@ -161,7 +161,7 @@ def predict_blocks(estimator: Any, blocks: Iterable[Any], sample_rate: float, *,
 
 def _as_tensor_block(block: Any, name: str) -> torch.Tensor:
     t = _array_to_tensor(np.asarray(block) if not isinstance(block, torch.Tensor) else block, name)
-    return downmix(t) if t.dim() == 2 else t.reshape(-1)
+    return t.mean(dim=1) if t.dim() == 2 else t.reshape(-1)
 
 
 def _mfcc_from_mel(fx: Any, mel: torch.Tensor) -> torch.Tensor:
@@ -197,6 +197,10 @@ def _open_sound(file: Any, label: str) -> sf.SoundFile:
 
 
 def _read_blocks(f: sf.SoundFile, block: int, label: str) -> Iterator[np.ndarray]:
+    """``(time, channels)`` blocks; channels found silent in the first block with signal (60 dB
+    below the loudest, as :func:`~speechface.audio.downmix` decides for a whole file) are left
+    out of every block."""
+    keep = None
     while True:
         try:
             data = f.read(block, dtype="float32", always_2d=True)
@@ -204,7 +208,11 @@ def _read_blocks(f: sf.SoundFile, block: int, label: str) -> Iterator[np.ndarray
             raise AudioError(f"{label} could not be decoded to the end (corrupt?): {exc}") from None
         if len(data) == 0:
             return
-        yield data
+        if keep is None and data.shape[1] > 1:
+            rms = np.sqrt(np.mean(np.square(data, dtype=np.float64), axis=0))
+            if rms.max() > 0:
+                keep = rms >= rms.max() * SILENT_CHANNEL_RATIO
+        yield data if keep is None or keep.all() else data[:, keep]
 
 
 def predict_long(estimator: Any, audio: Any, chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,

@@ -63,14 +63,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import (
-    FPS,
-    _array_to_tensor,
-    _check_rate,
-    _reduced_rates,
-    _sinc_resample_kernel,
-    downmix,
-)
+from .audio import FPS, _array_to_tensor, _check_rate, _reduced_rates, _sinc_resample_kernel
 from .errors import AudioError, SpeechfaceError
 from .speech import _eval_mode
 
@@ -140,7 +133,7 @@ def _as_mono(samples: Any, label: str) -> np.ndarray:
             raise AudioError(f"{label}: a chunk of shape {tuple(t.shape)} looks like (channels, "
                              "time); streamed chunks are (time,) or (time, channels), e.g. "
                              "chunk.T")
-        t = downmix(t)  # silent channels left out, as load_audio does
+        t = t.mean(dim=1) if t.shape[1] > 1 else t[:, 0]
     elif t.dim() != 1:
         raise AudioError(f"{label}: a chunk must be (time,) mono or (time, channels) samples, "
                          f"got shape {tuple(t.shape)}")
