@@ -164,25 +164,29 @@ def test_packaged_landmark_translator_follows_points_on_a_real_photo() -> None:
     assert moved > 3 * rest and moved > 2.0            # the mouth moves, the eyes stay
 
 
-def test_default_animation_adds_lipsync_and_it_can_be_turned_off(tmp_path) -> None:
+def test_ganimation_animation_takes_the_lipsync_stage_and_it_can_be_turned_off(tmp_path) -> None:
+    from speechface.pretrained import DEFAULT_MODELS
+
     wave = load_audio(EXAMPLES / "speech.wav")[:32000].numpy()
-    on = animate(wave, EXAMPLES / "astronaut.jpg", sample_rate=16000, progress=False)
-    off = animate(wave, EXAMPLES / "astronaut.jpg", sample_rate=16000, lipsync=False,
-                  progress=False)
+    gan = Translator.from_pretrained(DEFAULT_MODELS["translator_ganimation"])
+    on = animate(wave, EXAMPLES / "astronaut.jpg", translator=gan, lipsync=True,
+                 sample_rate=16000, progress=False)
+    off = animate(wave, EXAMPLES / "astronaut.jpg", translator=gan, lipsync=False,
+                  sample_rate=16000, progress=False)
     assert on.info["lipsync"] == "landmark_warp.lfw64-pairs" and off.info["lipsync"] is None
     assert len(on) == len(off) == 50
     motion_on = on.frames.astype(np.float32).std(0).mean()
     motion_off = off.frames.astype(np.float32).std(0).mean()
     assert motion_on > 2 * motion_off                   # the mouth stage adds visible motion
-    wide = animate(wave, EXAMPLES / "astronaut.jpg", sample_rate=16000, margin=0.35,
-                   progress=False)
-    assert wide.info["lipsync"] is None                 # steps aside for another framing
-    named = animate(wave, EXAMPLES / "astronaut.jpg", sample_rate=16000,
+    with pytest.raises(ModelError, match="margin"):     # an explicit stage needs its framing
+        animate(wave, EXAMPLES / "astronaut.jpg", translator=gan, lipsync=True, margin=0.35,
+                sample_rate=16000, progress=False)
+    named = animate(wave, EXAMPLES / "astronaut.jpg", translator=gan, sample_rate=16000,
                     lipsync="landmark_warp.lfw64-pairs", progress=False)
     np.testing.assert_array_equal(named.frames[:5], on.frames[:5])
     bad = Translator.create("landmark_warp", space="landmarks68", image_size=32, conv_dim=8,
                             depth=2)
     bad.info = {"crop_margin": 0.35}
     with pytest.raises(ModelError, match="margin"):
-        animate(wave, EXAMPLES / "astronaut.jpg", sample_rate=16000, lipsync=bad,
-                progress=False)
+        animate(wave, EXAMPLES / "astronaut.jpg", translator=gan, sample_rate=16000,
+                lipsync=bad, progress=False)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import need_shared
+from conftest import EXAMPLES, need_shared
 from speechface.data.faces import FaceFolder
 from speechface.data.openface import read_au_table
 from speechface.errors import DataError, ImageError, ModelError, UnknownNameError
@@ -223,10 +223,20 @@ def test_packaged_default_if_present():
     for name in names:
         assert (packaged_dir(name) / "model.safetensors").stat().st_size < 4 * 2**20
         assert (packaged_dir(name) / "README.md").is_file()
+    from speechface.pretrained import DEFAULT_MODELS
+
     tr = Translator.from_pretrained()
-    assert tr.pretrained and tr.space.name == "au17"
-    out = tr.translate(np.full((tr.image_size, tr.image_size, 3), 128, np.uint8), np.zeros(17))
-    assert out.shape == (tr.image_size, tr.image_size, 3)
+    assert tr.pretrained and tr.space.name == "au17" and tr.network.arch == "mesh_warp"
+    pytest.importorskip("mediapipe")
+    from speechface.face import crop_face, find_face, load_image
+
+    photo = load_image(EXAMPLES / "astronaut.jpg")
+    crop = crop_face(photo, find_face(photo)).image
+    assert tr.translate(crop, np.zeros(17)).shape == crop.shape    # at the crop's own size
+    gan = Translator.from_pretrained(DEFAULT_MODELS["translator_ganimation"])
+    assert gan.pretrained and gan.network.arch == "ganimation"     # the paper's, selectable
+    out = gan.translate(np.full((gan.image_size, gan.image_size, 3), 128, np.uint8), np.zeros(17))
+    assert out.shape == (gan.image_size, gan.image_size, 3)
 
 
 # --------------------------------------------------------------------------- face labelling

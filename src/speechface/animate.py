@@ -690,9 +690,10 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         lipsync: mouth motion for ``au17`` / ``emotion8`` animations: each rendered face is
             also moved onto landmark targets predicted from the speech (the landmark estimator
             and a ``landmarks68`` warping translator, as in ``space="landmarks68"``). None (the
-            default) = on when neither ``translator`` nor an explicit landmark path is given
-            and the packaged landmark translator exists (and is skipped if ``margin`` asks
-            for another framing than its own); True = the packaged one; a ``landmarks68``
+            default) = on when neither ``translator`` nor an explicit landmark path is given,
+            the translator is not a full-resolution renderer (the default ``mesh_warp``
+            moves the mouth itself) and the packaged landmark translator exists (and is
+            skipped if ``margin`` asks for another framing than its own); True = the packaged one; a ``landmarks68``
             :class:`~speechface.translators.Translator`, model name or folder = that one;
             False = off. Its crop framing must match the main translator's (else ModelError).
         face_index: which face to animate, counted left to right (0 = leftmost); None = the
@@ -789,7 +790,8 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         margin = float(t_info.get("crop_margin", DEFAULT_MARGIN))
     shift = float(t_info.get("crop_shift", 0.0))
     crop = crop_face(photo, box, margin=margin, shift=shift)
-    if crop.side > MAX_FACE_SIDE:
+    full_res = bool(getattr(getattr(translator, "network", None), "full_resolution", False))
+    if crop.side > MAX_FACE_SIDE and not full_res:
         crop = crop_face(photo, box, margin=margin, size=MAX_FACE_SIDE, shift=shift)
     if landmark_path:  # the speech's motion on the photo's own points, scaled by ``strength``
         cond = _landmark_targets(values, _own_landmarks(crop.image), smoothing, expressiveness,
@@ -799,7 +801,7 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
     if auto:   # the default pipeline gets the packaged lip-sync stage
         from .pretrained import DEFAULT_MODELS
 
-        lipsync = user_translator is None and not landmark_path and \
+        lipsync = user_translator is None and not landmark_path and not full_res and \
             "translator_landmarks68" in DEFAULT_MODELS
     if lipsync is not False:
         lip_tr = None if isinstance(lipsync, bool) else lipsync
@@ -820,7 +822,7 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
                                           expressiveness, strength))
 
     fast_options = None
-    if fast:
+    if fast and not full_res:   # a full-resolution renderer has no network to speed up
         from .fastpath import FastOptions
         from .fastpath import translate as fast_translate
 

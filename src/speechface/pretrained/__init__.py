@@ -25,7 +25,8 @@ DEFAULT_MODELS: dict[str, str] = {
     "emotion8": "dcnn.emotion8-ravdess",
     "landmarks68": "cnn_gru.landmarks68-mediapipe",
     "expression": "fer_cnn.ferplus",
-    "translator": "ganimation.lfw64-mediapipe",
+    "translator": "mesh_warp.au17-mediapipe",
+    "translator_ganimation": "ganimation.lfw64-mediapipe",
     "translator_landmarks68": "landmark_warp.lfw64-pairs",
 }
 

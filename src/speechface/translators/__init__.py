@@ -4,7 +4,9 @@
 Importing this package registers the built-in architectures ``ganimation`` (GANimation,
 Pumarola et al. ECCV 2018; AUs or emotions), ``landmark_gan`` (the same generator driven by
 landmark heatmaps) and ``landmark_warp`` (a U-Net that moves the face's pixels onto target
-landmarks: flow + attention + colour). :class:`Translator` is the user-facing model:
+landmarks: flow + attention + colour) and ``mesh_warp`` (the photo's own face mesh moved by a
+fitted blendshape basis, warped at full resolution: the default of ``animate``).
+:class:`Translator` is the user-facing model:
 
 >>> from speechface.translators import Translator               # doctest: +SKIP
 >>> tr = Translator.from_pretrained()                            # doctest: +SKIP
@@ -16,9 +18,11 @@ from .base import ImageTranslator, Translator
 from .ganimation import GANimationCritic, GANimationGenerator
 from .landmark_gan import LandmarkGenerator
 from .landmark_warp import LandmarkWarpGenerator
+from .mesh_warp import MeshWarpRenderer
 
 __all__ = ["ImageTranslator", "Translator", "GANimationGenerator", "GANimationCritic",
-           "LandmarkGenerator", "LandmarkWarpGenerator", "create_translator", "list_translators"]
+           "LandmarkGenerator", "LandmarkWarpGenerator", "MeshWarpRenderer", "create_translator",
+           "list_translators"]
 
 
 def create_translator(name: str = "ganimation", **kwargs: object) -> ImageTranslator:

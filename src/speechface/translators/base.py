@@ -375,8 +375,11 @@ class Translator(PretrainedMixin, nn.Module):
 
     @property
     def device(self) -> torch.device:
-        """Device of the weights."""
-        return next(self.network.parameters()).device
+        """Device of the weights (of the buffers for a network without parameters)."""
+        t = next(self.network.parameters(), None)
+        if t is None:
+            t = next(self.network.buffers())
+        return t.device
 
     # ------------------------------------------------------------------ computation
     def forward(self, img: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -427,6 +430,8 @@ class Translator(PretrainedMixin, nn.Module):
             >>> tr.translate(face, np.zeros((5, 17))).shape      # one face, 5 conditions
             (5, 64, 64, 3)
         """
+        if getattr(self.network, "full_resolution", False):
+            return self._render_full(faces, cond, return_attention)
         imgs, single = _as_faces(faces)
         c = self._conditions(cond)
         n_img, n_cond = len(imgs), len(c)
@@ -471,6 +476,35 @@ class Translator(PretrainedMixin, nn.Module):
             images = images[0]
             attention = attention[0] if attention is not None else None
         return (images, attention) if return_attention else images
+
+    def _render_full(self, faces: Any, cond: Any, return_attention: bool) -> Any:
+        """Networks that render at the input's resolution (``full_resolution = True``, e.g.
+        ``mesh_warp``) get the uint8 faces themselves: ``network.render(face, cond)``."""
+        arr = faces.detach().cpu().numpy() if isinstance(faces, torch.Tensor) else faces
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.shape[-1:] != (3,) \
+                or arr.ndim not in (3, 4):
+            raise ImageError(f"{self.network.arch} renders uint8 (N, H, W, 3) RGB faces, got "
+                             f"{getattr(arr, 'shape', type(arr).__name__)} "
+                             f"{getattr(arr, 'dtype', '')}")
+        single = arr.ndim == 3
+        arr = arr[None] if single else arr
+        c = self._conditions(cond).numpy()
+        n_img, n_cond = len(arr), len(c)
+        if n_img != n_cond and 1 not in (n_img, n_cond):
+            raise ValueError(f"{n_img} faces but {n_cond} conditions (give equal counts, or one "
+                             f"of either)")
+        if n_img == 1:
+            images = self.network.render(arr[0], c)
+        else:
+            images = np.concatenate([self.network.render(f, c[i:i + 1] if n_cond > 1 else c)
+                                     for i, f in enumerate(arr)])
+        if single and len(images) == 1:
+            images = images[0]
+        if return_attention:
+            base = arr if n_img == len(images) or images.ndim == 3 else arr[:1]
+            same = (images == (base[0] if images.ndim == 3 else base)).all(-1)
+            return images, same.astype(np.float32)
+        return images
 
     def _parts(self, img: torch.Tensor, cond: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, bool]:

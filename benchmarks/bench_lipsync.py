@@ -1,0 +1,256 @@
+"""Lip sync of animations, measured with the teacher: does the generated mouth follow the speech?
+
+    python benchmarks/bench_lipsync.py [--drive real speech] [--translator NAME] [--seconds 4]
+        [--photos a.jpg b.jpg] [--json out.json]
+
+For each held-out clip (the speech models' validation speakers, ``val_groups`` of
+``configs/cause_cnn.yaml``; never used to fit any packaged model) and each photo
+(``$SPEECHFACE_SHARED/data/faces/*.jpg`` and ``examples/data/astronaut.jpg``):
+
+1. the real speaker's jawOpen: MediaPipe FaceLandmarker (video mode) on the clip's frames,
+   resampled to the animation's 25 fps;
+2. an animation of the photo, driven two ways:
+
+   - ``real``: by the teacher's own track of the clip (its AU proxy for an ``au17`` renderer,
+     its landmarks68 for the lip-sync / landmark stage), the renderer's quality alone;
+   - ``speech``: by the clip's speech through :func:`speechface.animate` with the packaged
+     default models (end to end);
+
+3. MediaPipe on every generated frame (the face region, cut with a fixed box) -> generated
+   jawOpen; per (clip, photo) the Pearson r with the real jawOpen and the ratio of standard
+   deviations (generated / real).
+
+Printed: per photo and overall mean r (95 % bootstrap interval over clips) and the median std
+ratio; the issue's targets are mean r >= 0.5 and a std ratio within 0.6-1.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SPEECHFACE_SHARED", REPO.parent / "shared"))
+FPS = 25.0
+JAW = 25  # BLENDSHAPE_NAMES.index("jawOpen")
+
+
+def heldout_clips() -> list[Path]:
+    """The video files of the speech models' held-out groups (configs/cause_cnn.yaml)."""
+    import yaml
+
+    from speechface.data.prepare import clip_group, find_videos
+
+    cfg = yaml.safe_load((REPO / "configs" / "cause_cnn.yaml").read_text())
+    groups = json.loads((REPO / "configs" / "av_clips_groups.json").read_text())
+    val = set(cfg["val_groups"])
+    vids = find_videos([SHARED / "data" / "av_clips"])
+    return [v for v in vids if clip_group(v, groups=groups) in val]
+
+
+class Replay:
+    """A stand-in speech estimator that returns a fixed track (the teacher's) at 25 fps."""
+
+    def __init__(self, values: np.ndarray, space: str) -> None:
+        from speechface.spaces import get_space
+
+        self.values = np.asarray(values, np.float32)
+        self.space = get_space(space)
+        self.name = f"teacher-track.{space}"
+        self.info: dict = {}
+
+    def predict(self, wave: np.ndarray, rate: int):  # noqa: ANN201 - mirrors SpeechEstimator
+        from speechface.results import Prediction
+
+        return Prediction(values=self.values, labels=self.space.labels,
+                          columns=self.space.columns, space=self.space.name, fps=FPS,
+                          model=self.name, pretrained=True)
+
+
+def resample(track: np.ndarray, times: np.ndarray, n: int) -> np.ndarray:
+    """``(N, D)`` values at ``times`` -> ``(n, D)`` at ``k / 25`` s (linear)."""
+    t = np.arange(n) / FPS
+    return np.stack([np.interp(t, times, track[:, d]) for d in range(track.shape[1])], 1)
+
+
+def teacher_track(video: Path) -> dict:
+    from speechface.render.tracks import track_clip
+
+    return track_clip(video, os.environ.get("SPEECHFACE_TRACK_CACHE", "/tmp/speechface_tracks"))
+
+
+def generated_jaw(anim, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """jawOpen and all blendshapes of every frame, MediaPipe video mode on a fixed face box."""
+    from PIL import Image
+
+    from speechface.teachers.mediapipe import MediaPipeTeacher
+
+    x0, y0, x1, y1 = box
+    out = []
+    with MediaPipeTeacher(running_mode="video") as t:
+        for k, frame in enumerate(anim.iter_frames()):
+            h, w = frame.shape[:2]
+            crop = frame[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
+            if max(crop.shape[:2]) > 480:
+                s = 480 / max(crop.shape[:2])
+                crop = np.asarray(Image.fromarray(crop).resize(
+                    (round(crop.shape[1] * s), round(crop.shape[0] * s)), Image.BILINEAR))
+            obs = t.observe(np.ascontiguousarray(crop), 1000 + 40 * k)
+            out.append(obs.blendshapes if obs.found else np.full(52, np.nan, np.float32))
+    bs = np.stack(out)
+    return bs[:, JAW], bs
+
+
+def face_box(photo: np.ndarray) -> tuple[int, int, int, int]:
+    from speechface.face import find_face
+
+    b = find_face(photo)
+    cx, cy = b.center
+    side = 1.6 * max(b.width, b.height)
+    return (int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2))
+
+
+def run_one(video: Path, photo_path: str, drive: str, seconds: float, translator, lipsync):
+    """One (clip, photo, drive): ``{"r", "std_ratio", ...}``."""
+    from speechface import animate
+    from speechface.face import load_image
+    from speechface.teachers.mediapipe import (
+        MP_TO_IBUG68,
+        blendshapes_to_au17,
+        landmarks68_from_478,
+        stable_face_boxes,
+    )
+    from speechface.video import read_video_audio
+
+    tr = teacher_track(video)
+    wave = read_video_audio(video).numpy()
+    n = int(min(seconds, len(wave) / 16000, tr["times"][-1]) * FPS)
+    wave = wave[: int(n / FPS * 16000)]
+    times = tr["times"] - tr["times"][0] if tr["times"][0] < 0 else tr["times"]
+    real_bs = resample(tr["blendshapes"], times, n)
+    real_jaw = real_bs[:, JAW]
+    photo = load_image(photo_path)
+    kwargs: dict = {"progress": False, "sample_rate": 16000}
+    if translator is not None:
+        kwargs["translator"] = translator
+    if lipsync is not None:
+        kwargs["lipsync"] = lipsync
+    if drive == "real":
+        A = sys.modules["speechface.animate"]
+
+        au = blendshapes_to_au17(real_bs)
+        xy = tr["mesh"][:, list(MP_TO_IBUG68), :2].astype(np.float64)
+        lm = landmarks68_from_478(tr["mesh"], stable_face_boxes(xy, tr["found"]))
+        lm = resample(lm, times, n).astype(np.float32)
+        space = getattr(translator, "space", None)
+        main = Replay(lm if space is not None and space.name == "landmarks68" else au,
+                      "landmarks68" if space is not None and space.name == "landmarks68"
+                      else "au17")
+        lip_est = Replay(lm, "landmarks68")
+        orig = A._default_models
+
+        def patched(sp, t, e):
+            if sp == "landmarks68" and e is None:
+                e = lip_est
+            return orig(sp, t, e)
+
+        A._default_models = patched
+        try:
+            anim = animate(wave, photo, main, **kwargs)
+        finally:
+            A._default_models = orig
+    else:
+        anim = animate(wave, photo, **kwargs)
+    gen_jaw, gen_bs = generated_jaw(anim, face_box(photo))
+    m = min(len(gen_jaw), len(real_jaw))
+    g, r = gen_jaw[:m], real_jaw[:m]
+    ok = np.isfinite(g)
+    corr = float(np.corrcoef(g[ok], r[ok])[0, 1]) if ok.sum() > 3 and g[ok].std() > 0 else 0.0
+    return {"clip": video.name, "photo": Path(photo_path).name, "drive": drive,
+            "frames": int(m), "found": float(ok.mean()), "r": corr,
+            "gen_std": float(np.nanstd(g)), "real_std": float(r.std()),
+            "std_ratio": float(np.nanstd(g) / max(r.std(), 1e-6)),
+            "translator": anim.info.get("translator"), "lipsync": anim.info.get("lipsync"),
+            "estimator": anim.info.get("estimator")}
+
+
+def bootstrap_ci(x: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    means = [float(np.mean(rng.choice(x, len(x)))) for _ in range(n)]
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def summarise(rows: list[dict]) -> None:
+    for drive in sorted({r["drive"] for r in rows}):
+        sub = [r for r in rows if r["drive"] == drive]
+        print(f"\n== drive={drive}  translator={sub[0]['translator']}  lipsync={sub[0]['lipsync']}"
+              f"  estimator={sub[0]['estimator']}")
+        for photo in sorted({r["photo"] for r in sub}):
+            s = [r for r in sub if r["photo"] == photo]
+            rs = np.array([r["r"] for r in s])
+            print(f"  {photo:16s} mean r {rs.mean():+.3f}  median std ratio "
+                  f"{np.median([r['std_ratio'] for r in s]):.2f}  gen std "
+                  f"{np.mean([r['gen_std'] for r in s]):.3f}  real std "
+                  f"{np.mean([r['real_std'] for r in s]):.3f}  ({len(s)} clips)")
+        per_clip = {}
+        for r in sub:
+            per_clip.setdefault(r["clip"], []).append(r["r"])
+        clip_means = np.array([np.mean(v) for v in per_clip.values()])
+        lo, hi = bootstrap_ci(clip_means)
+        ratios = np.array([r["std_ratio"] for r in sub])
+        print(f"  ALL mean r {np.mean([r['r'] for r in sub]):+.3f} [95% CI over clips {lo:+.3f}, "
+              f"{hi:+.3f}]  std ratio median {np.median(ratios):.2f} (IQR "
+              f"{np.percentile(ratios, 25):.2f}-{np.percentile(ratios, 75):.2f}), "
+              f"{len(sub)} animations")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--drive", nargs="+", choices=["real", "speech"], default=["real", "speech"])
+    p.add_argument("--translator", default=None, help="translator name/folder (default: "
+                   "animate's default)")
+    p.add_argument("--no-lipsync", action="store_true", help="lipsync=False")
+    p.add_argument("--seconds", type=float, default=4.0, help="speech per clip (default 4 s)")
+    p.add_argument("--clips", type=int, default=0, help="at most this many clips (0 = all)")
+    p.add_argument("--photos", nargs="*", default=None)
+    p.add_argument("--json", default=None, help="write the per-animation rows here")
+    args = p.parse_args(argv)
+    translator = None
+    if args.translator:
+        from speechface.translators import Translator
+
+        translator = Translator.from_pretrained(args.translator)
+    photos = args.photos or sorted(glob.glob(str(SHARED / "data" / "faces" / "*.jpg"))) + \
+        [str(REPO / "examples" / "data" / "astronaut.jpg")]
+    clips = heldout_clips()
+    if args.clips:
+        clips = clips[: args.clips]
+    print(f"load average {os.getloadavg()}; {len(clips)} held-out clips x {len(photos)} photos, "
+          f"{args.seconds:g} s each", flush=True)
+    rows = []
+    t0 = time.time()
+    for drive in args.drive:
+        for clip in clips:
+            for photo in photos:
+                row = run_one(clip, photo, drive, args.seconds, translator,
+                              False if args.no_lipsync else None)
+                rows.append(row)
+                print(f"{drive:6s} {row['clip'][:34]:34s} {row['photo']:14s} r {row['r']:+.3f} "
+                      f"std {row['gen_std']:.3f}/{row['real_std']:.3f}  "
+                      f"({time.time() - t0:.0f} s)", flush=True)
+                if args.json:
+                    Path(args.json).write_text(json.dumps(rows, indent=1))
+    summarise(rows)
+    print(f"load average {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The animation renderer: expression response, stability, sharpness, untouched pixels, speed.
+
+    python benchmarks/bench_render.py [--translator NAME] [--sections expression quality speed]
+        [--threads 2] [--busy]
+
+Photos: ``$SPEECHFACE_SHARED/data/faces/*.jpg`` and ``examples/data/astronaut.jpg`` (none of
+them used to fit or calibrate any model). MediaPipe FaceLandmarker measures the outputs.
+
+- **expression**: for each expressive AU (AU01, 02, 04, 06, 12, 15, 45, 26) set to 3 with the
+  others 0, the face crop is rendered and MediaPipe's blendshapes are read; printed per AU:
+  the rise of the matching blendshapes over the AU-0 render (mean over photos and the smallest
+  photo), and the largest change of the other seven groups.
+- **quality**: the example speech (``examples/data/speech.wav``) animated onto each photo with
+  ``animate``'s defaults: eye-corner jitter (standard deviation over time of the four eye
+  corners' positions, MediaPipe video mode, in % of the inter-ocular distance; the same
+  measure on the unchanged photo repeated is MediaPipe's own noise), sharpness (variance of the
+  Laplacian inside the face box, frames / photo) and the number of pixels outside the face
+  crop's box that differ from the photo in any frame.
+- **speed**: end-to-end ``animate`` (speech model + renderer + composing every full frame) on
+  the 512 px astronaut photo with 8.8 s of speech, frames per second, best of 3; with
+  ``--busy`` also while a neighbour process keeps one core busy. Peak memory (RSS) is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SPEECHFACE_SHARED", REPO.parent / "shared"))
+SPEECH = REPO / "examples" / "data" / "speech.wav"
+AU_NAMES = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12", "AU14",
+            "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU45")
+GROUPS = {"AU01": ["browInnerUp"], "AU02": ["browOuterUpLeft", "browOuterUpRight"],
+          "AU04": ["browDownLeft", "browDownRight"],
+          "AU06": ["cheekSquintLeft", "cheekSquintRight"],
+          "AU12": ["mouthSmileLeft", "mouthSmileRight"],
+          "AU15": ["mouthFrownLeft", "mouthFrownRight"],
+          "AU45": ["eyeBlinkLeft", "eyeBlinkRight"], "AU26": ["jawOpen"]}
+
+
+def photos() -> list[str]:
+    return sorted(glob.glob(str(SHARED / "data" / "faces" / "*.jpg"))) + \
+        [str(REPO / "examples" / "data" / "astronaut.jpg")]
+
+
+def load_translator(name: str | None):
+    from speechface.translators import Translator
+
+    return Translator.from_pretrained(name) if name else Translator.from_pretrained()
+
+
+def expression(tr) -> None:
+    from speechface.face import crop_face, find_face, load_image
+    from speechface.teachers.mediapipe import BLENDSHAPE_NAMES, MediaPipeTeacher
+
+    idx = {k: [BLENDSHAPE_NAMES.index(n) for n in v] for k, v in GROUPS.items()}
+    margin = float(tr.info.get("crop_margin", 0.35))
+    shift = float(tr.info.get("crop_shift", 0.0))
+    rise: dict[str, list[float]] = {k: [] for k in GROUPS}
+    other: dict[str, list[float]] = {k: [] for k in GROUPS}
+    with MediaPipeTeacher(running_mode="image") as t:
+        for p in photos():
+            photo = load_image(p)
+            crop = crop_face(photo, find_face(photo), margin=margin, shift=shift).image
+            conds = [np.zeros(17, np.float32)]
+            for au in GROUPS:
+                c = np.zeros(17, np.float32)
+                c[AU_NAMES.index(au)] = 3.0
+                conds.append(c)
+            outs = tr.translate(crop, np.stack(conds))
+            reads = []
+            for o in outs:
+                obs = t.observe(np.ascontiguousarray(o))
+                reads.append(obs.blendshapes if obs.found else np.full(52, np.nan))
+            base = reads[0]
+            for i, au in enumerate(GROUPS, 1):
+                d = {k: float(np.mean(reads[i][v] - base[v])) for k, v in idx.items()}
+                rise[au].append(d[au])
+                other[au].append(max(abs(v) for k, v in d.items() if k != au))
+    print("\n== expression response (AU = 3, others 0; MediaPipe blendshape change over AU 0)")
+    print(f"{'AU':5s} {'blendshapes':34s} {'rise mean':>9s} {'rise min':>9s} "
+          f"{'others max|d|':>13s}")
+    for au in GROUPS:
+        print(f"{au:5s} {'/'.join(GROUPS[au]):34s} {np.mean(rise[au]):+9.3f} "
+              f"{np.min(rise[au]):+9.3f} {np.max(other[au]):13.3f}")
+
+
+def quality(tr) -> None:
+    import cv2
+
+    from speechface import animate
+    from speechface.face import load_image
+    from speechface.teachers.mediapipe import MediaPipeTeacher
+
+    print("\n== stability and quality (example speech, animate defaults)")
+    print(f"{'photo':14s} {'jitter %IOD':>11s} {'photo noise':>11s} {'sharpness':>9s} "
+          f"{'changed outside crop':>20s}")
+    corners = [33, 133, 362, 263]
+    for p in photos():
+        photo = load_image(p)
+        anim = animate(SPEECH, photo, translator=tr, progress=False)
+        h, w = photo.shape[:2]
+        x0, y0, x1, y1 = (int(v) for v in anim.face.xyxy)
+        side = int(max(x1 - x0, y1 - y0) * (1 + 2 * anim.info["margin"]))
+        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        bx0, by0 = max(0, cx - side // 2 - 1), max(0, cy - side // 2 - 1)
+        bx1, by1 = min(w, cx + side // 2 + 2), min(h, cy + side // 2 + 2)
+
+        def corner_track(frames, by0=by0, by1=by1, bx0=bx0, bx1=bx1) -> np.ndarray:
+            pts = []
+            with MediaPipeTeacher(running_mode="video") as t:
+                for k, f in enumerate(frames):
+                    c = np.ascontiguousarray(f[by0:by1, bx0:bx1])
+                    obs = t.observe(c, 1000 + 40 * k)
+                    pts.append(obs.landmarks[corners, :2] * [c.shape[1], c.shape[0]]
+                               if obs.found else np.full((4, 2), np.nan))
+            return np.array(pts)
+
+        frames = list(anim.iter_frames())
+        tr_pts = corner_track(frames)
+        still = corner_track([photo] * len(frames))
+        iod = np.linalg.norm(np.nanmedian(still[:, 0] - still[:, 3], axis=0))
+        jitter = float(np.nanmean(np.nanstd(tr_pts, axis=0))) / iod * 100
+        noise = float(np.nanmean(np.nanstd(still, axis=0))) / iod * 100
+        grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+        ref = cv2.Laplacian(grey[y0:y1, x0:x1], cv2.CV_64F).var()
+        sharp = np.mean([cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[y0:y1, x0:x1],
+                                       cv2.CV_64F).var() for f in frames[::5]]) / ref
+        outside = np.ones((h, w), bool)
+        outside[by0:by1, bx0:bx1] = False
+        changed = 0
+        for f in frames:
+            changed += int((f[outside] != photo[outside]).any(-1).sum())
+        print(f"{Path(p).name:14s} {jitter:11.3f} {noise:11.3f} {sharp:9.2f} {changed:20d}")
+
+
+def _burn(stop) -> None:  # a busy neighbour: one core of matrix products
+    os.environ["OMP_NUM_THREADS"] = "1"
+    a = np.random.rand(300, 300)
+    while not stop.is_set():
+        a = a @ a
+        a /= np.abs(a).max()
+
+
+def speed(tr, threads: int, busy: bool) -> None:
+    import torch
+
+    from speechface import animate
+    from speechface.audio import load_audio
+
+    torch.set_num_threads(threads)
+    wave = load_audio(SPEECH).numpy()
+    photo = str(REPO / "examples" / "data" / "astronaut.jpg")
+
+    def once() -> tuple[float, int]:
+        t0 = time.perf_counter()
+        anim = animate(wave, photo, translator=tr, sample_rate=16000, progress=False)
+        n = 0
+        for _ in anim.iter_frames():
+            n += 1
+        return time.perf_counter() - t0, n
+
+    once()  # warm up (model loading, MediaPipe graph)
+    modes = [("quiet", False)] + ([("busy neighbour", True)] if busy else [])
+    print(f"\n== speed: animate end to end, 512x512 photo, {len(wave) / 16000:.1f} s speech, "
+          f"{threads} torch threads")
+    for label, with_busy in modes:
+        stop = mp.Event()
+        proc = None
+        if with_busy:
+            proc = mp.Process(target=_burn, args=(stop,), daemon=True)
+            proc.start()
+            time.sleep(1.0)
+        try:
+            best, n = min(once() for _ in range(3))
+        finally:
+            if proc is not None:
+                stop.set()
+                proc.join(5)
+        print(f"{label:15s} {n / best:6.1f} frames/s ({n} frames in {best:.2f} s)  load average "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--translator", default=None)
+    p.add_argument("--sections", nargs="+", default=["expression", "quality", "speed"],
+                   choices=["expression", "quality", "speed"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--busy", action="store_true", help="also measure with a busy neighbour")
+    args = p.parse_args(argv)
+    print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs")
+    tr = load_translator(args.translator)
+    print(f"translator {tr.name}")
+    if "expression" in args.sections:
+        expression(tr)
+    if "quality" in args.sections:
+        quality(tr)
+    if "speed" in args.sections:
+        speed(tr, args.threads, args.busy)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
