@@ -115,7 +115,7 @@ def test_metric_window() -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncate", "not_torch", "missing_weights"])
-def test_resume_falls_back_to_the_previous_good_checkpoint(tmp_path, damage) -> None:
+def test_resume_falls_back_to_the_previous_good_checkpoint(tmp_path, capsys, damage) -> None:
     clips = synthetic_clips()
     cfg = _cfg(tmp_path / "run", epochs=1, max_steps=4, checkpoint_every=1, keep_checkpoints=3)
     EstimatorTrainer(cfg, clips=clips).train()
@@ -131,9 +131,13 @@ def test_resume_falls_back_to_the_previous_good_checkpoint(tmp_path, damage) -> 
         (newest / "model.safetensors").unlink()
     again = EstimatorTrainer(_cfg(tmp_path / "run", epochs=1, max_steps=4, checkpoint_every=1,
                                   keep_checkpoints=3), clips=clips)
-    with pytest.warns(RuntimeWarning, match="step-000000004 is unreadable"):
-        again.setup()
+    again.setup()
+    err = capsys.readouterr().err
+    assert "warning: checkpoint" in err and "step-000000004 is unreadable" in err
+    assert "resumed from" in err and "step-000000003" in err
     assert again.state.step == 3
+    assert (tmp_path / "run" / "checkpoints" / "unreadable-step-000000004").is_dir()
+    assert ckpt.latest().name == "step-000000003"
 
 
 def test_no_readable_checkpoint_is_a_clear_error(tmp_path) -> None:
@@ -141,7 +145,7 @@ def test_no_readable_checkpoint_is_a_clear_error(tmp_path) -> None:
     EstimatorTrainer(_cfg(tmp_path, epochs=1, max_steps=2), clips=clips).train()
     for folder in CheckpointManager(tmp_path / "checkpoints").candidates():
         (folder / "trainer_state.pt").write_bytes(b"\x00" * 10)
-    with pytest.warns(RuntimeWarning), pytest.raises(DataError, match="no readable checkpoint"):
+    with pytest.raises(DataError, match="no readable checkpoint"):
         EstimatorTrainer(_cfg(tmp_path, epochs=1, max_steps=2), clips=clips).setup()
 
 

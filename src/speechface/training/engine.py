@@ -39,7 +39,6 @@ import random
 import shutil
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -341,9 +340,13 @@ class Run:
                 self._apply(folder, self._read_checkpoint(folder))
             except Exception as e:  # noqa: BLE001 - any damage makes it a fallback case
                 reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-                warnings.warn(f"checkpoint {folder} is unreadable ({reason}); trying the one "
-                              "before", RuntimeWarning, stacklevel=2)
                 tried.append(folder.name)
+                if self.dist.is_main:  # kept for a look, out of the way of the next saves
+                    aside = folder.with_name(f"unreadable-{folder.name}")
+                    print(f"speechface: warning: checkpoint {folder} is unreadable ({reason}); "
+                          f"moved to {aside.name}, trying the one before", file=sys.stderr)
+                    shutil.rmtree(aside, ignore_errors=True)
+                    folder.rename(aside)
                 continue
             self.log_file.truncate_after(self.state.step)
             if self.dist.is_main:  # always said: a resumed run must never pass for a fresh one
@@ -359,7 +362,11 @@ class Run:
         """Everything of a checkpoint in memory, checked against the tracked objects."""
         from safetensors.torch import load_file
 
-        state = CheckpointManager.load_state(folder)
+        try:
+            state = CheckpointManager.load_state(folder)
+        except Exception as e:  # noqa: BLE001 - pickle, zip and torch errors alike
+            raise DataError(f"trainer_state.pt is truncated, damaged or not a torch checkpoint "
+                            f"({type(e).__name__})") from None
         if not isinstance(state, dict):
             raise DataError("trainer_state.pt does not hold a mapping")
         if "format" not in state:  # checkpoints written before the engine
