@@ -173,3 +173,13 @@ def test_bad_arguments_say_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"junk")
     with pytest.raises(ModelError):
         load_whisper_encoder(str(tmp_path))
+
+
+def test_utterance_normalisation_standardises_each_dimension() -> None:
+    fx = WhisperFeatures(normalize="utterance")
+    out = fx(torch.randn(16000 * 2) * 0.1)
+    assert torch.allclose(out.mean(-1), torch.zeros(384), atol=1e-4)
+    assert torch.allclose(out.std(-1, unbiased=False), torch.ones(384), atol=1e-2)
+    assert fx.config()["normalize"] == "utterance"
+    with pytest.raises(ValueError, match="normalize"):
+        WhisperFeatures(normalize="global")

@@ -313,6 +313,9 @@ class WhisperFeatures(FeatureExtractor):
             layer norm.
         window_seconds: longest stretch given to the encoder at once (10; at most 30).
         overlap_seconds: overlap of consecutive windows for longer audio.
+        normalize: ``"none"`` or ``"utterance"``: standardise every dimension over the frames of
+            each encoder window (the utterance, for audio up to ``window_seconds``), which removes
+            speaker- and channel-constant offsets (per-utterance normalisation).
 
     Example:
         >>> fx = WhisperFeatures()                      # doctest: +SKIP
@@ -326,7 +329,7 @@ class WhisperFeatures(FeatureExtractor):
 
     def __init__(self, sample_rate: int = 16000, fps: int = 25, model: str = "tiny.en",
                  layer: int | None = None, window_seconds: float = 10.0,
-                 overlap_seconds: float = 2.0) -> None:
+                 overlap_seconds: float = 2.0, normalize: str = "none") -> None:
         super().__init__(sample_rate, fps)
         if self.sample_rate != _SR:
             raise ValueError(f"Whisper features need 16000 Hz input, got sample_rate={sample_rate}")
@@ -342,6 +345,9 @@ class WhisperFeatures(FeatureExtractor):
         self.layer = None if layer is None else int(layer)
         self.window_seconds = float(window_seconds)
         self.overlap_seconds = float(overlap_seconds)
+        if normalize not in ("none", "utterance"):
+            raise ValueError(f"normalize must be 'none' or 'utterance', got {normalize!r}")
+        self.normalize = str(normalize)
         self.__dict__["_encoder"] = load_whisper_encoder(self.model)
         if self.layer is not None and not 1 <= self.layer <= len(self.encoder.layers):
             raise ValueError(f"layer must be within 1..{len(self.encoder.layers)}, got {layer}")
@@ -379,8 +385,12 @@ class WhisperFeatures(FeatureExtractor):
         centre = torch.arange(n_out, device=h.device) * step
         prev = (centre - 1).clamp(min=0)
         nxt = (centre + 1).clamp(max=h.shape[1] - 1)
-        out = 0.5 * h[:, centre] + 0.25 * (h[:, prev] + h[:, nxt])
-        return out.transpose(1, 2)
+        out = (0.5 * h[:, centre] + 0.25 * (h[:, prev] + h[:, nxt])).transpose(1, 2)
+        if self.normalize == "utterance":
+            mean = out.mean(-1, keepdim=True)
+            std = out.std(-1, keepdim=True, unbiased=False) if n_out > 1 else torch.ones_like(mean)
+            out = (out - mean) / (std + 1e-5)
+        return out
 
     @torch.no_grad()
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
