@@ -12,6 +12,7 @@ __all__ = ["add_parsers"]
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``train`` (one sub-command per registered recipe), ``evaluate`` and ``calibrate``."""
     from . import TRAIN_COMMANDS, add_train_parsers
 
     train = sub.add_parser("train", help=f"train a component ({', '.join(TRAIN_COMMANDS)})")

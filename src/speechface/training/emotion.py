@@ -176,10 +176,12 @@ class UtteranceEmotionTrainer(EstimatorTrainer):
     cfg: EmotionTrainConfig
 
     def loss(self, raw: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """:func:`utterance_loss` of a batch."""
         return utterance_loss(raw.float(), y, m, pool=self.cfg.pool,
                               frame_weight=self.cfg.frame_weight)
 
     def make_batch(self, items: list[tuple[int, int]]) -> tuple[torch.Tensor, ...]:
+        """The estimator's batch with level, frequency and time augmentation (seeded by step)."""
         x, y, m, lengths = super().make_batch(items)
         cfg = self.cfg
         if cfg.freq_mask or cfg.time_mask or cfg.gain_db:

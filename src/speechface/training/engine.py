@@ -102,10 +102,12 @@ class DistInfo:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0 (the process that writes)."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """More than one process."""
         return self.world_size > 1
 
 
@@ -179,6 +181,7 @@ class CSVLogger:
         self.path, self.fields, self.enabled = Path(path), fields, enabled
 
     def log(self, **row: Any) -> None:
+        """Append one row (floats with 6 significant digits)."""
         if not self.enabled:
             return
         new = not self.path.exists()
@@ -218,12 +221,15 @@ class EarlyStopping:
 
     @property
     def should_stop(self) -> bool:
+        """``patience`` checks in a row without improvement."""
         return self.patience > 0 and self.bad >= self.patience
 
     def state_dict(self) -> dict[str, Any]:
+        """Best score and checks since, for the checkpoint."""
         return {"best": self.best, "bad": self.bad}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
         self.best, self.bad = float(s["best"]), int(s["bad"])
 
 
@@ -248,6 +254,7 @@ class MetricWindow:
             self.values.setdefault(k, []).append(float(v))
 
     def means(self) -> dict[str, float]:
+        """Mean of each recorded name."""
         return {k: float(np.mean(v)) for k, v in self.values.items()}
 
     def rate(self) -> float:
@@ -469,6 +476,7 @@ class Run:
             self.save()
 
     def next_epoch(self) -> None:
+        """Count a finished epoch; the next one starts at its first batch."""
         self.state.epoch += 1
         self.state.batch_in_epoch = 0
 

@@ -106,6 +106,7 @@ class EstimatorTrainer:
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
+        """Load and split the clips, build the model and optimizer; resume from a checkpoint."""
         cfg = self.cfg
         self.run = run = Run(cfg, self.LOG_FIELDS)
         self.state = run.state
@@ -177,9 +178,11 @@ class EstimatorTrainer:
         return x, y, m, lengths
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Features with the model's training mean and std applied."""
         return (x - self.model.feature_mean) / self.model.feature_std
 
     def loss(self, raw: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """The space's masked loss (``cfg.loss``) of raw outputs against targets."""
         return self.model.space.loss_fn(raw.float(), y, m, kind=self.cfg.loss)
 
     # ------------------------------------------------------------------ loop

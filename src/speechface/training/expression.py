@@ -355,6 +355,7 @@ class ExpressionTrainer:
     # ------------------------------------------------------------------ schedule and data
     @property
     def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch on this rank."""
         per_rank = len(self.train_images) // self.run.dist.world_size
         return max(1, math.ceil(per_rank / self.cfg.batch_size))
 

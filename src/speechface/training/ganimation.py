@@ -310,6 +310,7 @@ class GANimationTrainer:
                          "val_groups": sorted({r["speaker"] for r in va})}
 
     def init_from(self, folder: Path) -> None:
+        """Start from a trained translator or run folder (tensors whose names and shapes match)."""
         from safetensors.torch import load_file
 
         if (folder / "checkpoints").is_dir():  # a training run: its latest checkpoint
@@ -377,6 +378,7 @@ class GANimationTrainer:
         return out
 
     def lr_factor(self) -> float:
+        """1, then falling linearly to 0 over the last ``decay_fraction`` of the steps."""
         cfg = self.cfg
         decay_steps = cfg.decay_fraction * cfg.max_steps
         if decay_steps <= 0:
@@ -437,7 +439,8 @@ class GANimationTrainer:
             "val_images": len(self.val_data) if self.val_data is not None else 0})
 
     def critic_step(self, real: torch.Tensor, cond: torch.Tensor, target: torch.Tensor,
-                     fake: torch.Tensor | None) -> dict[str, float]:
+                    fake: torch.Tensor | None) -> dict[str, float]:
+        """One WGAN-GP critic update: real vs (given or generated) fake, GP, condition MSE."""
         cfg = self.cfg
         if fake is None:
             with torch.no_grad(), autocast(self.run.device, cfg.amp):
@@ -459,7 +462,8 @@ class GANimationTrainer:
                 "gp": _f(gp), "d_cond": _f(d_cond)}
 
     def generator_step(self, real: torch.Tensor, cond: torch.Tensor, target: torch.Tensor
-                        ) -> tuple[dict[str, float], torch.Tensor]:
+                       ) -> tuple[dict[str, float], torch.Tensor]:
+        """One generator update: adversarial, condition, cycle, attention (and pair) losses."""
         cfg = self.cfg
         for p in self.D.parameters():
             p.requires_grad_(False)

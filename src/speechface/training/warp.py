@@ -275,8 +275,8 @@ class LandmarkWarpTrainer:
         run.track(self.translator, optimizers={"optimizer": self.opt})
 
     # ------------------------------------------------------------------ data
-    def face_batch(self, n: int, data: Any, gen: torch.Generator | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def deformed_photos(self, n: int, data: Any, gen: torch.Generator | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(photos, deformed photos, deformed landmarks) of ``n`` random photos."""
         cfg = self.cfg
         idx = torch.randint(0, len(data), (n,), generator=gen)
@@ -289,7 +289,7 @@ class LandmarkWarpTrainer:
                             align_corners=False)
         return src, dst, lm
 
-    def pair_batch(self, n: int, clips: Any, index: list[torch.Tensor],
+    def video_pairs(self, n: int, clips: Any, index: list[torch.Tensor],
                     gen: torch.Generator | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(frame i, frame j, landmarks of j) of ``n`` random pairs, each from one clip."""
@@ -298,7 +298,7 @@ class LandmarkWarpTrainer:
 
     # ------------------------------------------------------------------ loss
     def loss(self, src: torch.Tensor, dst: torch.Tensor, lm: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+             ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """Per-sample weighted L1 ``(B,)``, the regularisers' sum, and statistics."""
         cfg = self.cfg
         colour, att, flow = self.G.forward_warp(src, lm)
@@ -339,10 +339,10 @@ class LandmarkWarpTrainer:
                 pg["lr"] = cfg.lr * self.lr_factor()
             parts, sizes = [], []
             if self.faces is not None:
-                parts.append(self.face_batch(cfg.batch_size, self.faces))
+                parts.append(self.deformed_photos(cfg.batch_size, self.faces))
                 sizes.append(("l1_faces", cfg.batch_size))
             if self.pairs is not None:
-                parts.append(self.pair_batch(cfg.pair_batch, self.pairs, self.pair_index))
+                parts.append(self.video_pairs(cfg.pair_batch, self.pairs, self.pair_index))
                 sizes.append(("l1_pairs", cfg.pair_batch))
             src, dst, lm = (torch.cat(t).to(run.device) for t in zip(*parts))
             l1, reg, stats = self.loss(src, dst, lm)
@@ -382,9 +382,9 @@ class LandmarkWarpTrainer:
         gen = torch.Generator().manual_seed(self.cfg.seed + 7)
         sets = []
         if self.val_faces is not None and len(self.val_faces):
-            sets.append(("faces", self.face_batch(n, self.val_faces, gen)))
+            sets.append(("faces", self.deformed_photos(n, self.val_faces, gen)))
         if self.val_index:
-            sets.append(("pairs", self.pair_batch(n, self.val_pairs, self.val_index, gen)))
+            sets.append(("pairs", self.video_pairs(n, self.val_pairs, self.val_index, gen)))
         for key, (src, dst, lm) in sets:
             with eval_mode(self.G):
                 fake = torch.cat([self.G(s.to(self.run.device), c.to(self.run.device))[0].cpu()
@@ -405,11 +405,11 @@ class LandmarkWarpTrainer:
         rows = []
         faces = self.val_faces if self.val_faces is not None and len(self.val_faces) else self.faces
         if faces is not None:
-            rows.append(self.face_batch(4, faces, gen))
+            rows.append(self.deformed_photos(4, faces, gen))
         pairs, index = (self.val_pairs, self.val_index) if self.val_index else \
             (self.pairs, self.pair_index)
         if index:
-            rows.append(self.pair_batch(4, pairs, index, gen))
+            rows.append(self.video_pairs(4, pairs, index, gen))
         src, dst, lm = (torch.cat(t).to(self.run.device) for t in zip(*rows))
         with eval_mode(self.G):
             colour, att, flow = self.G.forward_warp(src, lm)
