@@ -87,6 +87,25 @@ def test_save_load_round_trip_identical(tmp_path: Path) -> None:
     assert p1.shape == (5, 8) and np.allclose(p1.sum(1), 1, atol=1e-5)
 
 
+def test_source_size_resizes_through_the_training_resolution(tmp_path: Path) -> None:
+    from speechface.expression import VGG13  # noqa: F401  (registers vgg13)
+
+    fer = ExpressionRecognizer.create("vgg13", input_size=32, channels=[8, 16], depths=[1, 1],
+                                      fc=[16], head="avg")
+    big = np.random.default_rng(2).integers(0, 256, (96, 96), dtype=np.uint8)
+    small = np.asarray(Image.fromarray(big).resize((24, 24), Image.Resampling.BILINEAR))
+    direct = fer.predict(big)
+    fer.source_size = 24  # a 96 px face now passes through 24 px, exactly like a 24 px face
+    np.testing.assert_array_equal(fer.predict(big), fer.predict(small))
+    assert not np.array_equal(fer.predict(big), direct)
+    fer.save_pretrained(tmp_path / "m")
+    again = ExpressionRecognizer.from_pretrained(tmp_path / "m")
+    assert again.source_size == 24
+    np.testing.assert_array_equal(again.predict(big), fer.predict(big))
+    with pytest.raises(ModelError, match="source_size"):
+        ExpressionRecognizer(fer.network, source_size=3)
+
+
 def test_from_pretrained_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="architecture"):
         ExpressionRecognizer.from_pretrained("fer_cnn")

@@ -93,8 +93,11 @@ class ExpressionNet(RecordsHparams, nn.Module):
 # ------------------------------------------------------------------------------ image input
 
 
-def _one_image(img: Any, size: int, where: str) -> np.ndarray:
-    """One image -> ``(size, size)`` uint8 grey (centre-cropped to a square, then resized)."""
+def _one_image(img: Any, size: int, where: str, via: int | None = None) -> np.ndarray:
+    """One image -> ``(size, size)`` uint8 grey (centre-cropped to a square, then resized).
+
+    With ``via``, the square is first resized to ``via`` pixels, then to ``size``.
+    """
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(img, (str, os.PathLike)):
@@ -144,12 +147,13 @@ def _one_image(img: Any, size: int, where: str) -> np.ndarray:
         s = min(w, h)
         left, top = (w - s) // 2, (h - s) // 2
         pil = pil.crop((left, top, left + s, top + s))
-    if pil.size != (size, size):
-        pil = pil.resize((size, size), Image.Resampling.BILINEAR)
+    for side in ((via, size) if via else (size,)):
+        if pil.size != (side, side):
+            pil = pil.resize((side, side), Image.Resampling.BILINEAR)
     return np.asarray(pil, dtype=np.uint8)
 
 
-def load_face_images(images: Any, size: int) -> np.ndarray:
+def load_face_images(images: Any, size: int, via: int | None = None) -> np.ndarray:
     """Turn face images into a ``(N, size, size)`` uint8 grey batch.
 
     Args:
@@ -160,6 +164,8 @@ def load_face_images(images: Any, size: int) -> np.ndarray:
             ``(N, H, W, C)``. Colour becomes grey with Pillow's ITU-R 601-2 luma; non-square
             images are centre-cropped to a square; then bilinear resizing to ``size``.
         size: output side in pixels.
+        via: if given, resize each square to ``via`` pixels first, then to ``size`` (a model
+            trained on 48-pixel faces upsampled to 64 sees the same blur on any input).
 
     Returns:
         ``(N, size, size)`` uint8 array.
@@ -191,7 +197,7 @@ def load_face_images(images: Any, size: int) -> np.ndarray:
         raise ImageError("no images given")
     out = np.empty((len(items), size, size), dtype=np.uint8)
     for i, img in enumerate(items):
-        out[i] = _one_image(img, size, f"image {i}")
+        out[i] = _one_image(img, size, f"image {i}", via)
     return out
 
 
@@ -219,6 +225,9 @@ class ExpressionRecognizer(PretrainedMixin, nn.Module):
         name: model name (``"fer_cnn.ferplus"``).
         pretrained: whether the weights were trained.
         info: free-form metadata written to ``config.json`` (data, metrics, licence).
+        source_size: resolution of the training faces when it differs from the network input
+            (FER+: 48 for a 64-pixel network); inputs are resized to it first, then to the
+            input size, so every face carries the blur the network was trained on.
 
     Buffers ``pixel_mean`` / ``pixel_std`` (scalars, on the 0-1 pixel scale) normalise inputs:
     ``x = (pixel / 255 - pixel_mean) / pixel_std``.
@@ -230,7 +239,7 @@ class ExpressionRecognizer(PretrainedMixin, nn.Module):
     """
 
     def __init__(self, network: ExpressionNet, *, name: str | None = None, pretrained: bool = False,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, source_size: int | None = None) -> None:
         super().__init__()
         if not isinstance(network, ExpressionNet):
             raise ModelError(f"expected an ExpressionNet, got {type(network).__name__}")
@@ -240,6 +249,9 @@ class ExpressionRecognizer(PretrainedMixin, nn.Module):
         self.name = name or f"{network.arch}.emotion8"
         self.pretrained = pretrained
         self.info = dict(info or {})
+        if source_size is not None and (not isinstance(source_size, int) or source_size < 8):
+            raise ModelError(f"source_size must be an int >= 8 or None, got {source_size!r}")
+        self.source_size = source_size
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -299,7 +311,7 @@ class ExpressionRecognizer(PretrainedMixin, nn.Module):
         with config_errors(where, cfg.get("architecture")):
             net = EXPRESSION.create(cfg["architecture"], **cfg.get("model_args", {}))
         model = cls(net, name=cfg.get("name"), pretrained=bool(cfg.get("pretrained")),
-                    info=cfg.get("info"))
+                    info=cfg.get("info"), source_size=cfg.get("source_size"))
         load_state(model, folder)
         model.eval()
         return model
@@ -316,7 +328,9 @@ class ExpressionRecognizer(PretrainedMixin, nn.Module):
             "space": EMOTION8.name,
             "labels": list(EMOTION8.labels),
             "input_size": self.input_size,
-            "input": "grey face crop, centre-cropped square, resized bilinearly",
+            "source_size": self.source_size,
+            "input": "grey face crop, centre-cropped square, resized bilinearly (to source_size "
+                     "first when set)",
             "pretrained": self.pretrained,
             "info": self.info,
         }
@@ -361,7 +375,8 @@ class ExpressionRecognizer(PretrainedMixin, nn.Module):
 
     def preprocess(self, images: Any) -> torch.Tensor:
         """Images (see :func:`load_face_images`) -> normalised ``(N, 1, S, S)`` float tensor."""
-        return self.normalize(torch.from_numpy(load_face_images(images, self.input_size)))
+        via = self.source_size if self.source_size not in (None, self.input_size) else None
+        return self.normalize(torch.from_numpy(load_face_images(images, self.input_size, via)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised ``(N, 1, S, S)`` faces -> ``(N, 8)`` raw logits."""

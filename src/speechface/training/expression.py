@@ -329,6 +329,7 @@ class ExpressionTrainer:
             px = self.train_images.float().div_(255.0)
             model.set_normalization(float(px.mean()), float(px.std()))
         model.name = cfg.name or model.name
+        model.source_size = int(train.images.shape[-1])  # FER+ faces are 48x48
         model.info = {**model.info, "data": "FER+ (FER2013 faces, FERPlus votes)", **cfg.info,
                       "train_images": int(len(self.train_images)), "val_images": len(val),
                       "scheme": cfg.scheme}
