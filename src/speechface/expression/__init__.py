@@ -1,7 +1,7 @@
 """Facial-expression recognition (the image-side emotion teacher): face crop -> EMOTION8.
 
 >>> from speechface.expression import ExpressionRecognizer
->>> fer = ExpressionRecognizer.from_pretrained()          # packaged FER+ model   # doctest: +SKIP
+>>> fer = ExpressionRecognizer.from_pretrained()          # packaged vgg13.ferplus # doctest: +SKIP
 >>> fer.predict("face.jpg").shape                                                  # doctest: +SKIP
 (1, 8)
 

@@ -47,7 +47,7 @@ __all__ = ["ExpressionNet", "ExpressionRecognizer", "load_face_images", "DEFAULT
 FORMAT = "speechface.expression/1"
 #: Packaged model loaded by :meth:`ExpressionRecognizer.from_pretrained` with no argument
 #: (``speechface.pretrained.DEFAULT_MODELS["expression"]`` overrides it when set).
-DEFAULT_EXPRESSION_MODEL = "fer_cnn.ferplus"
+DEFAULT_EXPRESSION_MODEL = "vgg13.ferplus"
 R = TypeVar("R", bound="ExpressionRecognizer")
 
 
@@ -222,7 +222,7 @@ class ExpressionRecognizer(PretrainedMixin, nn.Module):
 
     Args:
         network: a registered :class:`ExpressionNet`.
-        name: model name (``"fer_cnn.ferplus"``).
+        name: model name (``"vgg13.ferplus"``).
         pretrained: whether the weights were trained.
         info: free-form metadata written to ``config.json`` (data, metrics, licence).
         source_size: resolution of the training faces when it differs from the network input

@@ -24,7 +24,7 @@ DEFAULT_MODELS: dict[str, str] = {
     "animate_au17": "dcnn.au17-mediapipe",
     "emotion8": "dcnn.emotion8-ravdess",
     "landmarks68": "cnn_gru.landmarks68-mediapipe",
-    "expression": "fer_cnn.ferplus",
+    "expression": "vgg13.ferplus",
     "translator": "mesh_warp.au17-mediapipe",
     "translator_ganimation": "ganimation.lfw64-mediapipe",
     "translator_landmarks68": "landmark_warp.lfw64-pairs",
