@@ -245,7 +245,7 @@ def test_trainer_holdout_selection_keeps_valid_for_the_end(tmp_path: Path) -> No
 
 
 def test_photometric_jitter_and_erasing() -> None:
-    from speechface.training.expression import erase_batch, jitter_batch
+    from speechface.data.image_augment import erase_batch, jitter_batch
 
     x = torch.randn(4, 1, 16, 16)
     torch.testing.assert_close(jitter_batch(x, brightness=0.0, contrast=0.0), x)
@@ -261,7 +261,7 @@ def test_photometric_jitter_and_erasing() -> None:
 
 
 def test_augmentation_identity_and_flip() -> None:
-    from speechface.training.expression import augment_batch
+    from speechface.data.image_augment import augment_batch
 
     x = torch.rand(2, 1, 48, 48)
     same = augment_batch(x, flip=False, rotate_deg=0, scale=(1, 1), shift_px=0)
