@@ -183,3 +183,26 @@ def test_utterance_normalisation_standardises_each_dimension() -> None:
     assert fx.config()["normalize"] == "utterance"
     with pytest.raises(ValueError, match="normalize"):
         WhisperFeatures(normalize="global")
+
+
+def test_training_clips_cache_whisper_features(tmp_path: Path) -> None:
+    from speechface.data.clips import load_training_clips
+    from speechface.data.shards import write_clip
+
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.1, 16000).astype(np.float32)
+    write_clip(tmp_path, "c1", {"audio": audio, "features": np.zeros((80, 25), np.float32),
+                                "targets_au17": np.zeros((25, 17), np.float32),
+                                "targets_landmarks68": np.zeros((25, 136), np.float32),
+                                "blendshapes": np.zeros((25, 52), np.float32),
+                                "mask": np.ones(25, bool)}, {"speaker": "s"})
+    first = load_training_clips(str(tmp_path), "au17", "whisper")
+    cached = list((tmp_path / ".feature_cache").rglob("c1.*.npy"))
+    assert len(cached) == 1
+    np.save(cached[0], np.full((384, 25), 7.0, np.float32))  # the cache is what gets read
+    again = load_training_clips(str(tmp_path), "au17", "whisper")
+    assert float(again[0].features[0, 0]) == 7.0
+    assert torch.allclose(first[0].features,
+                          WhisperFeatures()(torch.from_numpy(audio)).T, atol=1e-5)
+    other = load_training_clips(str(tmp_path), "au17", "whisper", {"layer": 2})  # another key
+    assert float(other[0].features[0, 0]) != 7.0

@@ -42,7 +42,10 @@ def load_training_clips(data: str | list[str], space: str, feature: str | None,
     """Read prepared shards into memory as :class:`TrainClip` s.
 
     Features stored in the shards are used when they were made by the requested extractor with
-    the same settings; otherwise they are recomputed from the shard's 16 kHz audio.
+    the same settings; otherwise they are recomputed from the shard's 16 kHz audio. Recomputed
+    features of an expensive extractor (one with ``cache_features = True``, e.g. ``whisper``)
+    are cached in ``<shard folder>/.feature_cache/<config hash>/<clip>.npy`` and reused while the
+    clip's ``.npz`` is unchanged (same size and modification time).
     """
     from ..registry import FEATURES
     from .shards import list_clips, read_clip
@@ -67,8 +70,7 @@ def load_training_clips(data: str | list[str], space: str, feature: str | None,
             if same and "features" in arrays:
                 feats = torch.from_numpy(arrays["features"]).float()
             else:
-                with torch.no_grad():
-                    feats = fx(torch.from_numpy(arrays["audio"]).float())
+                feats = _computed_features(fx, fx_cfg, Path(root), str(rec["name"]), arrays["audio"])
             t = min(feats.shape[-1], len(arrays[key]))
             clips.append(TrainClip(
                 name=str(rec["name"]),
@@ -81,6 +83,38 @@ def load_training_clips(data: str | list[str], space: str, feature: str | None,
     if not clips:
         raise DataError(f"no prepared clips found in {', '.join(map(str, roots))}")
     return clips
+
+
+def _computed_features(fx: Any, fx_cfg: dict[str, Any], root: Path, name: str,
+                       audio: np.ndarray) -> torch.Tensor:
+    """``fx(audio)``, through the on-disk cache for extractors that ask for one."""
+    if not getattr(fx, "cache_features", False):
+        with torch.no_grad():
+            return fx(torch.from_numpy(audio).float())
+    import hashlib
+    import json
+    import os
+
+    src = root / f"{name}.npz"
+    st = src.stat()
+    digest = hashlib.sha256(json.dumps(fx_cfg, sort_keys=True).encode()).hexdigest()[:16]
+    path = root / ".feature_cache" / digest / f"{name}.{st.st_size}.{int(st.st_mtime)}.npy"
+    if path.is_file():
+        try:
+            return torch.from_numpy(np.load(path, allow_pickle=False)).float()
+        except (OSError, ValueError):
+            pass  # unreadable cache entry: recompute and rewrite it
+    with torch.no_grad():
+        feats = fx(torch.from_numpy(audio).float())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, feats.numpy().astype(np.float32))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only shard folder: no cache
+    return feats
 
 
 def split_groups(clips: list[TrainClip], val_groups: list[str] | None, val_fraction: float,

@@ -447,6 +447,7 @@ PREPARE_SUBCOMMANDS: list[tuple[str, str]] = [
     ("speechface.data.prepare_faces", "build_prepare_faces_parser"),
     ("speechface.data.prepare_frames", "build_prepare_frames_parser"),
     ("speechface.data.augment", "build_prepare_augment_parser"),
+    ("speechface.data.prototype_targets", "build_prepare_prototypes_parser"),
     ("speechface.data.emotion_targets", "build_prepare_emotion_parser"),
 ]
 

@@ -323,6 +323,9 @@ class WhisperFeatures(FeatureExtractor):
         torch.Size([2, 384, 25])
     """
 
+    #: Training caches these features on disk (see :func:`speechface.data.clips.load_training_clips`).
+    cache_features = True
+
     stream_reason = ("Whisper encoder features attend to the whole encoder window (up to 30 s), "
                      "so no frame is final before its window ends: use predict() on complete "
                      "audio, or a logmel model for streaming")
