@@ -206,3 +206,12 @@ def test_training_clips_cache_whisper_features(tmp_path: Path) -> None:
                           WhisperFeatures()(torch.from_numpy(audio)).T, atol=1e-5)
     other = load_training_clips(str(tmp_path), "au17", "whisper", {"layer": 2})  # another key
     assert float(other[0].features[0, 0]) != 7.0
+
+
+def test_bfloat16_compute_is_close_to_float32() -> None:
+    x = torch.randn(16000) * 0.1
+    a = WhisperFeatures(layer=2)(x)
+    b = WhisperFeatures(layer=2, compute_dtype="bfloat16")(x)
+    assert float((a - b).norm() / a.norm()) < 0.05
+    with pytest.raises(ValueError, match="compute_dtype"):
+        WhisperFeatures(compute_dtype="int8")

