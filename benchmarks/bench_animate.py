@@ -56,10 +56,10 @@ def conditions(n: int, space: str, seed: int = 0) -> tuple[np.ndarray, str]:
     """``n`` conditions of ``space`` and where they come from: the packaged estimator's
     predictions on the example speech, smoothed (sigma 1.5 frames) as ``animate`` would use
     them; else a synthetic smooth track (random targets every 5 frames, smoothed)."""
-    from speechface.speech import _class_for
+    from speechface.speech import estimator_class
 
     try:
-        est = _class_for(space).from_pretrained()
+        est = estimator_class(space).from_pretrained()
     except ModelError:
         rng = np.random.default_rng(seed)
         dim = 17 if space == "au17" else 8

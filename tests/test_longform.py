@@ -81,9 +81,9 @@ def test_array_input_and_predict_chunk_seconds(long_files: dict[str, Path]) -> N
 def test_predict_switches_to_blocks_for_long_inputs(long_files: dict[str, Path],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = longform.predict_long
-    monkeypatch.setattr(longform, "predict_long",
-                        lambda *a, **k: calls.append(k) or real(*a, **k))
+    real = longform.long_features
+    monkeypatch.setattr(longform, "long_features",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
     est = _model("mlp")
     assert not is_long(long_files["16k"])
     est.predict(long_files["16k"])

@@ -8,11 +8,9 @@ animate a still face photo with them.
 >>> result = est.predict("speech.wav")           # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
-from . import estimators, expression, features, spaces, translators  # noqa: E402,F401  (importing registers the built-ins)
-from .animate import Animation, animate  # noqa: E402
-from .errors import (  # noqa: E402
+from . import estimators, expression, features, spaces, translators  # noqa: F401  (importing registers the built-ins)
+from .animate import Animation, animate
+from .errors import (
     AudioError,
     DataError,
     ImageError,
@@ -21,17 +19,18 @@ from .errors import (  # noqa: E402
     SpeechfaceError,
     UnknownNameError,
 )
-from .registry import ESTIMATORS, EXPRESSION, FEATURES, SPACES, TRANSLATORS  # noqa: E402
-from .results import Prediction  # noqa: E402
-from .spaces import Space, get_space, list_spaces  # noqa: E402
-from .speech import (  # noqa: E402
+from .registry import ESTIMATORS, EXPRESSION, FEATURES, SPACES, TRANSLATORS
+from .results import Prediction
+from .spaces import Space, get_space, list_spaces
+from .speech import (
     AUEstimator,
     BlendshapeEstimator,
     EmotionEstimator,
     LandmarkEstimator,
     SpeechEstimator,
 )
-from .translators import Translator  # noqa: E402
+from .translators import Translator
+from .version import __version__
 
 __all__ = [
     "__version__",

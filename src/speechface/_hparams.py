@@ -1,12 +1,16 @@
-"""Recording of constructor arguments, so a saved model can be rebuilt from its registry."""
+"""Recording of constructor arguments, so a saved model can be rebuilt from its registry, and
+:class:`Network`, the base of every registered network (estimators, translators, expression
+networks)."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["RecordsHparams", "json_plain"]
+from torch import nn
+
+__all__ = ["RecordsHparams", "Network", "json_plain"]
 
 
 def json_plain(value: Any) -> Any:
@@ -54,3 +58,26 @@ class RecordsHparams:
             self.hparams = {k: json_plain(v) for k, v in params.items()}
 
         cls.__init__ = recording_init  # type: ignore[method-assign]
+
+
+class Network(RecordsHparams, nn.Module):
+    """Base of the registered networks: recorded constructor arguments (``hparams``, written to
+    ``config.json``), the registry name (``arch``) and a parameter count.
+
+    Class attributes:
+        registry_name: set by ``Registry.register``.
+        paper: a reference for the docs.
+    """
+
+    registry_name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    hparams: dict[str, Any]
+
+    @property
+    def arch(self) -> str:
+        """Registry name of this architecture."""
+        return type(self).registry_name or type(self).__name__.lower()
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -54,14 +54,14 @@ from .face import (
     DEFAULT_MARGIN,
     FaceBox,
     FaceCrop,
-    _blend_region,
-    _label,
     crop_face,
     detect_faces,
     load_image,
     native_logs_hidden,
     select_face,
 )
+from .face import blend_region as _blend_region
+from .face import source_label as _label
 from .results import Prediction
 
 __all__ = ["Animation", "animate", "smooth_conditions", "scale_conditions", "expand_dynamics",
@@ -638,7 +638,7 @@ def _default_models(space: str | None, translator: Any, estimator: Any) -> tuple
         except ModelError as e:
             raise ModelError(f"{e} as translator= (command line: --translator)") from e
     if estimator is None:
-        from .speech import _class_for
+        from .speech import estimator_class as _class_for
 
         want = space or translator.space.name
         try:

@@ -14,10 +14,13 @@ port of ``torchaudio.functional.resample`` with its default settings.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import soundfile as sf
@@ -27,7 +30,7 @@ from ._io import atomic_path
 from .errors import AudioError
 
 __all__ = ["SAMPLE_RATE", "FPS", "AudioSource", "load_audio", "resample", "save_audio", "downmix",
-           "SILENT_CHANNEL_RATIO"]
+           "SILENT_CHANNEL_RATIO", "AudioStream", "StreamResampler", "open_blocks"]
 
 SAMPLE_RATE = 16000
 """Sample rate (Hz) every speechface feature extractor and model expects."""
@@ -413,3 +416,282 @@ def save_audio(path: str | os.PathLike, wave: torch.Tensor | np.ndarray, sample_
     with atomic_path(path) as tmp:
         sf.write(str(tmp), data, int(rate), subtype=subtype)
     return path
+
+
+# --------------------------------------------------------------------------- audio in blocks
+_SF_ERRORS = (sf.SoundFileError, RuntimeError, TypeError, ValueError)
+
+
+def _open_sound(file: Any, label: str) -> sf.SoundFile:
+    try:
+        return sf.SoundFile(file)
+    except _SF_ERRORS as exc:
+        reason = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
+        raise AudioError(f"{label} is not a readable audio file (corrupt or unsupported "
+                         f"format; libsndfile says: {reason})") from None
+    except OSError as exc:
+        raise AudioError(f"{label} cannot be read: {exc}") from None
+
+
+def _read_blocks(f: sf.SoundFile, block: int, label: str) -> Iterator[np.ndarray]:
+    """``(time, channels)`` blocks; channels found silent in the first block with signal (60 dB
+    below the loudest, as :func:`downmix` decides for a whole file) are left out of every
+    block."""
+    keep = None
+    while True:
+        try:
+            data = f.read(block, dtype="float32", always_2d=True)
+        except _SF_ERRORS as exc:
+            raise AudioError(f"{label} could not be decoded to the end (corrupt?): {exc}") from None
+        if len(data) == 0:
+            return
+        if keep is None and data.shape[1] > 1:
+            rms = np.sqrt(np.mean(np.square(data, dtype=np.float64), axis=0))
+            if rms.max() > 0:
+                keep = rms >= rms.max() * SILENT_CHANNEL_RATIO
+        yield data if keep is None or keep.all() else data[:, keep]
+
+
+@contextlib.contextmanager
+def open_blocks(source: AudioSource | IO[bytes], sample_rate: float | None = None,
+                block_seconds: float = 60.0, *, name: str | None = None
+                ) -> Iterator[tuple[Iterable[np.ndarray], float, str]]:
+    """Open audio for reading ``block_seconds`` at a time: ``(blocks, rate, label)``.
+
+    A file (a path, or a seekable binary file object such as a spooled stdin) is decoded block
+    by block with soundfile: ``(time, channels)`` float32 blocks, bounded memory. An array or
+    tensor is downmixed as :func:`load_audio` does and cut into ``(time,)`` blocks. Feed the
+    blocks to an :class:`AudioStream` at ``rate``; ``label`` names the input in messages.
+
+    Args:
+        source: a path, a binary file object, or samples (then give ``sample_rate``).
+        sample_rate: rate of array samples; for a file, if given, it must match the header.
+        block_seconds: block length in seconds.
+        name: how to call the input in messages (default: the path / "audio array").
+
+    Raises:
+        AudioError: as :func:`load_audio` (missing, empty, unreadable file, missing rate ...).
+
+    Example:
+        >>> with open_blocks(np.zeros(48000, np.float32), 16000, 1.0) as (blocks, rate, label):
+        ...     [len(b) for b in blocks], rate, label
+        ([16000, 16000, 16000], 16000.0, 'audio array')
+    """
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        label = name or "audio array"
+        wave, rate = _array_to_mono(source, sample_rate, label,
+                                    "predict_long(est, samples, sample_rate=44100)")
+        block = max(1, int(round(block_seconds * rate)))
+        yield (wave[i:i + block].numpy() for i in range(0, len(wave), block)), rate, label
+        return
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        label = name or f"audio file '{path}'"
+        if not path.exists():
+            raise AudioError(f"{label} does not exist")
+        if path.is_dir():
+            raise AudioError(f"{label} is a directory, not an audio file")
+        if path.stat().st_size == 0:
+            raise AudioError(f"{label} is empty (0 bytes)")
+        file: Any = str(path)
+    elif hasattr(source, "read"):
+        label, file = name or "audio input", source
+    else:
+        raise AudioError("audio must be a file path, a numpy array or a torch tensor, "
+                         f"got {type(source).__name__}")
+    with _open_sound(file, label) as f:
+        rate = float(f.samplerate)
+        if sample_rate is not None:
+            given = _check_rate(sample_rate, "sample_rate", label)
+            if given != rate:
+                raise AudioError(f"{label} is {int(rate)} Hz but sample_rate={sample_rate!r} was "
+                                 "given; sample_rate describes array input (the rate of a "
+                                 "file is read from its header)")
+        block = max(1, int(round(block_seconds * rate)))
+        yield _read_blocks(f, block, label), rate, label
+
+
+class StreamResampler:
+    """:func:`resample` computed block by block: the same kernel and the same output blocks.
+
+    Output block ``b`` (``n`` samples) needs the input samples ``[b*o - width, b*o + o + width)``
+    (``o``, ``n``: the reduced rates), so it is computed once those arrived; with
+    ``final=True`` the zero padding past the end and the exact output length
+    ``ceil(len * new / orig)`` are reproduced.
+
+    Example:
+        >>> r = StreamResampler(48000, 16000)
+        >>> x = torch.randn(4800)
+        >>> y = np.concatenate([r.push(x[:1000].numpy()), r.push(x[1000:].numpy(), final=True)])
+        >>> bool(np.allclose(y, resample(x, 48000, 16000).numpy(), atol=1e-6))
+        True
+    """
+
+    def __init__(self, orig: float, new: float, lowpass_filter_width: int = 6,
+                 rolloff: float = 0.99) -> None:
+        self.orig, self.new = float(orig), float(new)
+        o, n = _reduced_rates(self.orig, self.new, lowpass_filter_width)
+        kernel, width = _sinc_resample_kernel(o, n, lowpass_filter_width, rolloff,
+                                              torch.float32, torch.device("cpu"))
+        self.o, self.n, self.kernel, self.width = o, n, kernel, width
+        self.ratio = Fraction(self.new) / Fraction(self.orig)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all input."""
+        self.data = np.zeros(0, np.float32)  # input samples [start, start + len(data))
+        self.start = 0
+        self.blocks = 0
+        self.pending = np.zeros(0, np.float32)
+        self.released = 0
+
+    def input_needed(self, wanted: int) -> int:
+        """Input samples after which ``wanted`` output samples can be released."""
+        if wanted <= 0:
+            return 0
+        blocks = -(-wanted // self.n)
+        by_blocks = (blocks - 1) * self.o + self.width + self.o
+        by_length = math.floor(Fraction(wanted - 1) / self.ratio) + 1
+        return max(by_blocks, by_length)
+
+    def _take(self, a: int, b: int) -> np.ndarray:
+        """Input samples ``[a, b)``, zero outside what is held."""
+        out = np.zeros(b - a, np.float32)
+        lo, hi = max(a, self.start), min(b, self.start + len(self.data))
+        if hi > lo:
+            out[lo - a:hi - a] = self.data[lo - self.start:hi - self.start]
+        return out
+
+    def push(self, x: np.ndarray, final: bool = False) -> np.ndarray:
+        """Append input samples; return the output samples that are now final."""
+        self.data = np.concatenate([self.data, x]) if len(self.data) else x
+        n_in = self.start + len(self.data)
+        o, w = self.o, self.width
+        avail = n_in // o + 1 if final else max(0, (n_in - w - o) // o + 1)
+        if avail > self.blocks:
+            b0, b1 = self.blocks, avail
+            seg = self._take(b0 * o - w, b1 * o + w)
+            y = torch.nn.functional.conv1d(torch.from_numpy(seg)[None, None], self.kernel, stride=o)
+            self.pending = np.concatenate([self.pending, y[0].T.reshape(-1).numpy()])
+            self.blocks = b1
+            keep = b1 * o - w
+            if keep > self.start:
+                cut = min(keep - self.start, len(self.data))
+                self.data, self.start = self.data[cut:].copy(), self.start + cut
+        limit = math.ceil(Fraction(n_in) * self.ratio)  # the exact output length so far
+        count = min(len(self.pending), limit - self.released)
+        out = self.pending[:count]
+        if final and count < limit - self.released:  # approximated ratio: zero tail
+            out = np.concatenate([out, np.zeros(limit - self.released - count, np.float32)])
+        self.pending = self.pending[count:]
+        self.released += len(out)
+        return out
+
+
+def _chunk_to_mono(samples: Any, label: str) -> np.ndarray:
+    """A chunk as 1-D float32 numpy: 1-D is mono, 2-D is ``(time, channels)`` (averaged)."""
+    if isinstance(samples, np.ndarray) and samples.dtype == np.float32 and samples.ndim == 1:
+        return samples.copy()  # the caller may reuse its buffer for the next chunk
+    if not isinstance(samples, (np.ndarray, torch.Tensor)):
+        samples = np.asarray(samples, dtype=np.float32)
+    t = _array_to_tensor(samples, label)
+    if t.dim() == 0:
+        t = t.reshape(1)
+    elif t.dim() == 2:
+        if t.shape[1] > 64 and t.shape[0] < t.shape[1]:
+            raise AudioError(f"{label}: a chunk of shape {tuple(t.shape)} looks like (channels, "
+                             "time); streamed chunks are (time,) or (time, channels), e.g. "
+                             "chunk.T")
+        t = t.mean(dim=1) if t.shape[1] > 1 else t[:, 0]
+    elif t.dim() != 1:
+        raise AudioError(f"{label}: a chunk must be (time,) mono or (time, channels) samples, "
+                         f"got shape {tuple(t.shape)}")
+    return np.array(t.numpy(), dtype=np.float32)  # a copy: never a view of the caller's data
+
+
+class AudioStream:
+    """Audio chunks of any size -> mono float32 samples at ``target_rate``, block by block.
+
+    The concatenated output equals :func:`load_audio` on the concatenated input (downmix, int
+    PCM scaling, resampling), with its checks: NaN / infinite samples (named by index), no
+    samples, less than one 40 ms frame.
+
+    Args:
+        sample_rate: rate of the pushed chunks in Hz (default ``target_rate``).
+        target_rate: rate of the output (the model's, 16 kHz).
+        name: how to call the input in error messages.
+
+    Example:
+        >>> s = AudioStream(48000)
+        >>> a = s.push(np.zeros(4800, np.float32)); b = s.push(np.zeros((4800, 2)), final=True)
+        >>> len(a) + len(b)
+        3200
+    """
+
+    def __init__(self, sample_rate: float | None = None, target_rate: float = SAMPLE_RATE,
+                 name: str = "audio stream") -> None:
+        self.name = name
+        self.target_rate = int(target_rate)
+        self.rate = (float(self.target_rate) if sample_rate is None
+                     else _check_rate(sample_rate, "sample_rate", name))
+        self.resampler = (None if self.rate == self.target_rate
+                          else StreamResampler(self.rate, self.target_rate))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all input."""
+        self.pending: list[np.ndarray] = []
+        self.n_in = 0
+        self.n_out = 0
+        if self.resampler is not None:
+            self.resampler.reset()
+
+    def add(self, samples: Any) -> None:
+        """Queue a chunk (``(time,)`` or ``(time, channels)``, float or int PCM); checked now."""
+        x = _chunk_to_mono(samples, self.name)
+        if len(x) == 0:
+            return
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = x.sum()
+        if not np.isfinite(total):  # fast path: a NaN / inf makes the sum NaN / inf
+            finite = np.isfinite(x)  # (a sum of huge finite values can overflow too)
+            if not finite.all():
+                first = self.n_in + int(np.argmin(finite))
+                raise AudioError(f"{self.name} contains NaN or infinite samples (first at "
+                                 f"sample {first}, {first / self.rate:.3f} s)")
+        self.pending.append(x)
+        self.n_in += len(x)
+
+    def input_needed(self, samples: int) -> int:
+        """Input samples after which ``samples`` output samples exist."""
+        if self.resampler is None:
+            return samples
+        return self.resampler.input_needed(samples)
+
+    def run(self, final: bool = False) -> np.ndarray:
+        """Process the queued chunks; return the new output samples (all of them if ``final``).
+
+        Raises:
+            AudioError: at ``final``, no samples or less than one 40 ms frame in all.
+        """
+        x = (np.concatenate(self.pending) if len(self.pending) > 1
+             else self.pending[0] if self.pending else np.zeros(0, np.float32))
+        self.pending = []
+        if self.resampler is not None:
+            x = self.resampler.push(x, final=final)
+        self.n_out += len(x)
+        if final:
+            if self.n_in == 0:
+                raise AudioError(f"{self.name} has no samples")
+            min_len = math.ceil(self.target_rate / FPS)
+            if self.n_out < min_len:
+                raise AudioError(f"{self.name} is too short: "
+                                 f"{self.n_out / self.target_rate * 1000:.1f} ms ({self.n_out} "
+                                 f"samples at {self.target_rate:g} Hz); at least one {FPS} fps "
+                                 f"frame of 40 ms ({min_len} samples) is needed")
+        return x
+
+    def push(self, samples: Any, final: bool = False) -> np.ndarray:
+        """:meth:`add` then :meth:`run`."""
+        self.add(samples)
+        return self.run(final)

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .errors import SpeechfaceError
+from .version import __version__
 
 __all__ = ["main", "build_parser", "COMMANDS", "add_predict_parser", "add_models_parser",
            "check_device", "add_common_options"]
@@ -150,7 +150,7 @@ _SUFFIXES = {"csv": (".csv",), "livelink": (".csv",), "json": (".json",),
 def _run_predict(args: argparse.Namespace) -> int:
     from ._io import STDOUT, check_output
     from .pretrained import DEFAULT_MODELS
-    from .speech import SpeechEstimator, _class_for
+    from .speech import SpeechEstimator, estimator_class
     from .threads import auto_threads
 
     # everything the user typed is checked before any model is loaded
@@ -160,7 +160,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     device = check_device(args.device)
     if args.audio != "-":
         check_duration(args.audio, args.max_seconds)
-    cls = _class_for(args.space)
+    cls = estimator_class(args.space)
     if args.random_weights:
         est = cls.create(args.random_weights, space=args.space)
     elif args.model is None and args.space not in DEFAULT_MODELS:

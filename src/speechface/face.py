@@ -42,6 +42,8 @@ import numpy as np
 from .errors import ImageError, ModelError, NoFaceError
 
 __all__ = [
+    "blend_region",
+    "source_label",
     "FaceBox",
     "FaceCrop",
     "load_image",
@@ -76,7 +78,13 @@ _HAAR_W, _HAAR_H, _HAAR_DY = 0.93, 1.10, 0.09
 
 
 # --------------------------------------------------------------------------- image loading
-def _label(source: Any, name: str | None) -> str:
+def source_label(source: Any, name: str | None) -> str:
+    """How to call an image in messages: ``name`` quoted, the path quoted, or "image array".
+
+    Example:
+        >>> source_label("photo.jpg", None)
+        "'photo.jpg'"
+    """
     if name is not None:
         return repr(name)
     if isinstance(source, (str, os.PathLike)):
@@ -198,7 +206,7 @@ def load_image(source: Any, *, name: str | None = None) -> np.ndarray:
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    label = _label(source, name)
+    label = source_label(source, name)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -585,7 +593,7 @@ def find_face(image: Any, face_index: int | None = None, **detect_args: Any) -> 
     Example:
         >>> box = find_face("portrait.jpg")     # doctest: +SKIP
     """
-    name = _label(image, None)
+    name = source_label(image, None)
     faces = detect_faces(image, **detect_args)
     return select_face(faces, face_index, name=name)
 
@@ -752,9 +760,14 @@ def face_mask(side: int, feather: float = DEFAULT_FEATHER, shape: str = "ellipse
     return _mask(int(side), float(feather), shape)
 
 
-def _blend_region(image: np.ndarray, crop: FaceCrop, new_face: Any, feather: float,
-                  shape: str) -> tuple[tuple[slice, slice], np.ndarray | None]:
-    """``(rows, cols)`` of the photo and the blended uint8 patch for them (None: nothing)."""
+def blend_region(image: np.ndarray, crop: FaceCrop, new_face: Any, feather: float,
+                 shape: str) -> tuple[tuple[slice, slice], np.ndarray | None]:
+    """``(rows, cols)`` of the photo and the blended uint8 patch for them (None: nothing).
+
+    ``new_face`` (a square ``(S, S, 3)`` image of the crop after editing) is resized to the
+    crop and blended over ``image`` inside it with :func:`face_mask` (``feather``, ``shape``
+    ``"ellipse"`` or ``"rect"``); ``image[rows, cols] = patch`` pastes it.
+    """
     h, w = image.shape[:2]
     if (h, w) != tuple(crop.image_shape):
         raise ImageError(f"the crop was made from a {crop.image_shape[1]}x{crop.image_shape[0]} "
@@ -810,7 +823,7 @@ def paste_face(image: np.ndarray, crop: FaceCrop, new_face: Any, feather: float 
     if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != np.uint8:
         raise ImageError(f"paste_face needs an (H, W, 3) uint8 image, got {img.shape} {img.dtype}")
     out = img.copy()
-    (rows, cols), patch = _blend_region(img, crop, new_face, feather, shape)
+    (rows, cols), patch = blend_region(img, crop, new_face, feather, shape)
     if patch is not None:
         out[rows, cols] = patch
     return out

@@ -14,24 +14,36 @@ Where a name is looked up, in order:
 
 Hub repository ids of the official weights are ``speechface/<model name>``, e.g.
 ``speechface/cnn.au17-mediapipe-openface``.
+
+:class:`PretrainedModel` is the one base of the user-facing model families (speech estimators,
+image translators, expression recognisers): ``from_pretrained`` / ``save_pretrained`` /
+``push_to_hub`` / ``config`` / ``model_card`` are written once here; a family sets
+:attr:`~PretrainedModel.kind`, :attr:`~PretrainedModel.registry` and
+:attr:`~PretrainedModel.default_model` and implements :meth:`~PretrainedModel.from_config`.
+Every model folder's ``config.json`` is read by :func:`read_config`, the single place where it
+is validated (:mod:`speechface.config_schema`: bounded read, types, bounds, size) before
+anything is built.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
 from ._io import atomic_path, atomic_write, write_json
 from .errors import ModelError, UnknownNameError
+from .registry import Registry
+from .version import __version__
 
 __all__ = [
-    "PretrainedMixin",
+    "PretrainedModel",
     "config_errors",
     "locate_pretrained",
     "CONFIG_NAME",
@@ -218,24 +230,204 @@ def config_errors(where: Path, architecture: Any) -> Iterator[None]:
         raise ModelError(f"{where}: cannot build {architecture!r} from its arguments: {e}") from e
 
 
-class PretrainedMixin:
-    """``save_pretrained`` / ``push_to_hub`` for a module with ``config()`` and ``model_card()``."""
+M = TypeVar("M", bound="PretrainedModel")
+
+
+class PretrainedModel(nn.Module):
+    """Base of the user-facing model families: a registered network plus what it needs.
+
+    Loading (:meth:`from_pretrained`), saving (:meth:`save_pretrained`), publishing
+    (:meth:`push_to_hub`), the ``config.json`` content (:meth:`config`) and the model card
+    (:meth:`model_card`) are written once here. A family sets the class attributes and
+    implements :meth:`from_config` (and adds its fields with :meth:`extra_config`).
+
+    Class attributes:
+        kind: the ``"kind"`` of its ``config.json`` (``"estimator"``, ``"translator"``,
+            ``"expression"``).
+        registry: the registry of its networks (a name in it is an architecture, not weights).
+        default_model: key of ``speechface.pretrained.DEFAULT_MODELS`` loaded by
+            ``from_pretrained()`` with no argument.
+        config_format: the ``"format"`` string of its ``config.json``.
+        card_tags: tags of the model card.
+
+    Args:
+        network: the network (``hparams`` and ``arch`` are written to ``config.json``).
+        name: model name (default ``"<arch>.<space>"``).
+        pretrained: whether the weights were trained.
+        info: free-form metadata written to ``config.json`` (data, teacher, metrics, licence).
+    """
+
+    kind: ClassVar[str] = ""
+    registry: ClassVar[Registry[Any]]
+    default_model: ClassVar[str | None] = None
+    config_format: ClassVar[str] = ""
+    card_tags: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, network: nn.Module, *, name: str | None = None, pretrained: bool = False,
+                 info: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.network = network
+        self.name = name or self.default_name(network)
+        self.pretrained = bool(pretrained)
+        self.info = dict(info or {})
+
+    @staticmethod
+    def default_name(network: nn.Module) -> str:
+        """The name of a model built without one: ``"<arch>.<space>"``."""
+        space = getattr(network, "space", None)
+        return f"{network.arch}.{getattr(space, 'name', space)}"
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def default_model_name(cls) -> str:
+        """The packaged model ``from_pretrained()`` loads with no argument.
+
+        Raises:
+            ModelError: this version packages none for this class.
+        """
+        from .pretrained import DEFAULT_MODELS
+
+        name = DEFAULT_MODELS.get(cls.default_model or "")
+        if name is None:
+            raise ModelError(f"no packaged default model for {cls.default_model or cls.kind} in "
+                             "this version; pass a model folder or Hub repo id")
+        return name
+
+    @classmethod
+    def from_pretrained(cls: type[M], name_or_path: str | os.PathLike[str] | None = None, *,
+                        revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                        local_files_only: bool | None = None, token: str | None = None,
+                        device: str | torch.device | None = None) -> M:
+        """Load trained weights: a packaged model name, a local folder or a Hub repo id.
+
+        With no argument the packaged default model of this class is loaded (offline).
+
+        Args:
+            name_or_path: a local folder, a packaged model name or a Hub repo id ``owner/name``.
+            revision, cache_dir, local_files_only, token: Hub options
+                (see :func:`resolve_model_dir`).
+            device: move the model there.
+
+        Raises:
+            ModelError: unknown name, an architecture name, missing/corrupt files, a config of
+                another kind, or one that does not fit this class.
+
+        Example:
+            >>> from speechface import AUEstimator
+            >>> AUEstimator.from_pretrained().pretrained                # doctest: +SKIP
+            True
+        """
+        if name_or_path is None:
+            name_or_path = cls.default_model_name()
+        folder = locate_pretrained(name_or_path, cls.registry, cls.kind, cls.__name__,
+                                   revision=revision, cache_dir=cache_dir,
+                                   local_files_only=local_files_only, token=token)
+        model = cls.from_folder(folder)
+        if device is not None:
+            model.to(device)
+        return model
+
+    @classmethod
+    def from_folder(cls: type[M], folder: str | os.PathLike[str]) -> M:
+        """Load a local model folder: read and check ``config.json`` (:func:`read_config`),
+        build the model (:meth:`from_config`), load the weights strictly.
+
+        Raises:
+            ModelError: naming the file and the problem.
+        """
+        folder = Path(folder)
+        where = folder / CONFIG_NAME
+        config = read_config(folder, kind=cls.kind)  # the one validation point
+        with config_errors(where, config.get("architecture")):
+            try:
+                model = cls.from_config(config, where)
+            except ModelError as e:
+                if str(where) in str(e):
+                    raise
+                raise ModelError(f"{where}: {e}") from e
+        labels = config.get("labels")
+        space = getattr(model.network, "space", None)
+        if labels is not None and space is not None and list(labels) != list(space.labels):
+            raise ModelError(f"{where}: label names do not match space {space.name!r}")
+        load_state(model, folder)
+        model.eval()
+        return model
+
+    @classmethod
+    def from_config(cls: type[M], config: dict[str, Any], where: Path) -> M:
+        """A model with random weights built from a ``config.json`` dict (``where`` names it
+        in messages). Families implement this with their registry."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ saving
+    def extra_config(self) -> dict[str, Any]:
+        """The family's own ``config.json`` fields (space, labels, feature settings ...)."""
+        return {}
 
     def config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The ``config.json`` content of this model."""
+        net = self.network
+        return {
+            "format": self.config_format,
+            "kind": self.kind,
+            "speechface_version": __version__,
+            "name": self.name,
+            "architecture": net.arch,
+            "model_args": {k: v for k, v in net.hparams.items() if k != "space"},
+            **self.extra_config(),
+            "pretrained": self.pretrained,
+            "info": self.info,
+        }
+
+    def card_summary(self) -> str:
+        """One sentence for the model card: what the model maps to what."""
+        return f"{self.network.arch} {self.kind}"
 
     def model_card(self) -> str:
-        raise NotImplementedError
+        """A minimal model card; trained models ship a fuller one written by their trainer."""
+        state = "trained" if self.pretrained else "untrained (random weights)"
+        return (f"---\nlibrary_name: speechface\ntags: [{', '.join(self.card_tags)}]\n---\n\n"
+                f"# {self.name}\n\n{self.card_summary()}; {state}.\n")
 
     def save_pretrained(self, folder: str | os.PathLike[str], *, card: str | None = None) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and a model card into ``folder``."""
-        return save_model_folder(folder, self, self.config(), card or self.model_card())  # type: ignore[arg-type]
+        """Write ``config.json``, ``model.safetensors`` and a model card into ``folder``.
+
+        Example:
+            >>> from speechface import AUEstimator
+            >>> AUEstimator.create("mlp").save_pretrained("my-model")     # doctest: +SKIP
+            PosixPath('my-model')
+        """
+        return save_model_folder(folder, self, self.config(), card or self.model_card())
 
     def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool = False,
                     card: str | None = None) -> str:
         """Save to a temporary folder and upload it to the Hub repository ``repo_id``."""
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp, card=card)
             return push_folder(tmp, repo_id, token=token, private=private)
+
+    # ------------------------------------------------------------------ running
+    @contextlib.contextmanager
+    def eval_mode(self) -> Iterator[None]:
+        """Run in eval mode without autograd, then restore the training flag.
+
+        Example:
+            >>> from speechface import AUEstimator
+            >>> est = AUEstimator.create("mlp").train()
+            >>> with est.eval_mode():
+            ...     est.training
+            False
+            >>> est.training
+            True
+        """
+        was = self.training
+        switch = any(m.training for m in self.modules())  # train()/eval() walk every module
+        if switch:
+            self.eval()
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            if switch:
+                self.train(was)
+

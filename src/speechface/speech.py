@@ -12,50 +12,41 @@ per-dimension output calibration (``value = activate(raw * scale + bias)``).
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
-from . import __version__
+from . import longform
+from .audio import load_audio
 from .errors import ModelError
 from .estimators import Estimator
-from .hub import PretrainedMixin, config_errors, locate_pretrained, read_config
+from .hub import PretrainedModel
 from .registry import ESTIMATORS, FEATURES
 from .results import Prediction
 from .spaces import Space
 
-__all__ = ["SpeechEstimator", "AUEstimator", "EmotionEstimator", "LandmarkEstimator", "BlendshapeEstimator",
-           "AudioInput"]
+__all__ = ["SpeechEstimator", "AUEstimator", "EmotionEstimator", "LandmarkEstimator",
+           "BlendshapeEstimator", "AudioInput", "estimator_class"]
 
 AudioInput = "str | os.PathLike[str] | np.ndarray | torch.Tensor"
 S = TypeVar("S", bound="SpeechEstimator")
 FORMAT = "speechface.estimator/1"
 
 
-@contextlib.contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
-    was = module.training
-    switch = any(m.training for m in module.modules())  # train()/eval() walk every module
-    if switch:
-        module.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        if switch:
-            module.train(was)
-
-
-class SpeechEstimator(PretrainedMixin, nn.Module):
+class SpeechEstimator(PretrainedModel):
     """Feature extractor + normaliser + estimator network + conditioning space.
 
     Build one with :meth:`create` (random weights) or :meth:`from_pretrained` (trained weights);
     the constructor is for code that already holds the parts.
+
+    The data path of :meth:`predict`: audio -> :func:`~speechface.audio.load_audio` (or, for
+    long inputs, :func:`~speechface.longform.long_features`) -> the feature extractor ->
+    :meth:`normalize` -> the network -> :meth:`calibrate` -> ``space.activate`` ->
+    :class:`~speechface.results.Prediction`.
 
     Args:
         network: a registered :class:`~speechface.estimators.Estimator`.
@@ -65,28 +56,29 @@ class SpeechEstimator(PretrainedMixin, nn.Module):
         info: free-form metadata written to ``config.json`` (teacher, data, metrics, licence).
     """
 
+    kind: ClassVar[str] = "estimator"
+    registry = ESTIMATORS
+    config_format: ClassVar[str] = FORMAT
+    card_tags: ClassVar[tuple[str, ...]] = ("speech", "facial-action-units")
     space_name: ClassVar[str | None] = None
+    network: Estimator
 
     def __init__(self, network: Estimator, features: nn.Module, *, name: str | None = None,
                  pretrained: bool = False, info: dict[str, Any] | None = None) -> None:
-        super().__init__()
         if self.space_name is not None and network.space.name != self.space_name:
             raise ModelError(f"{type(self).__name__} predicts {self.space_name}, but the network "
                              f"predicts {network.space.name}; use "
-                             f"{_CLASS_FOR_SPACE.get(network.space.name, 'SpeechEstimator')}")
+                             f"{estimator_class(network.space.name).__name__}")
         n_feat = int(features.n_features)
         if n_feat != network.in_features:
             raise ModelError(f"feature extractor gives {n_feat} features per frame but the "
                              f"network expects {network.in_features}")
+        super().__init__(network, name=name, pretrained=pretrained, info=info)
         self.features = features
-        self.network = network
         self.register_buffer("feature_mean", torch.zeros(n_feat))
         self.register_buffer("feature_std", torch.ones(n_feat))
         self.register_buffer("out_scale", torch.ones(network.out_dim))
         self.register_buffer("out_bias", torch.zeros(network.out_dim))
-        self.name = name or f"{network.arch}.{network.space.name}"
-        self.pretrained = pretrained
-        self.info = dict(info or {})
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -110,94 +102,53 @@ class SpeechEstimator(PretrainedMixin, nn.Module):
         fx = FEATURES.create(feature or net_cls.default_feature, **(feature_args or {}))
         model_args.setdefault("in_features", int(fx.n_features))
         network = net_cls(space=space, **model_args)
-        target = _class_for(network.space.name) if cls is SpeechEstimator else cls
+        target = estimator_class(network.space.name) if cls is SpeechEstimator else cls
         return target(network, fx, name=name, pretrained=False)
 
     @classmethod
-    def from_pretrained(cls: type[S], name_or_path: str | os.PathLike[str] | None = None, *,
-                        revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
-                        local_files_only: bool | None = None, token: str | None = None,
-                        device: str | torch.device | None = None) -> S:
-        """Load trained weights: a packaged model name, a local folder or a Hub repo id.
-
-        With no argument, the packaged default model for this class's space is loaded (offline).
-
-        Raises:
-            ModelError: unknown name, missing/corrupt files, a config of another kind, or a
-                model of another space than this class predicts.
-        """
+    def default_model_name(cls) -> str:
+        """The packaged default model of this class's space (``au17`` for SpeechEstimator)."""
         from .pretrained import DEFAULT_MODELS
 
-        if name_or_path is None:
-            key = cls.space_name or "au17"
-            if key not in DEFAULT_MODELS:
-                raise ModelError(f"no packaged default model for {key} in this version; "
-                                 f"pass a model folder or Hub repo id")
-            name_or_path = DEFAULT_MODELS[key]
-        folder = locate_pretrained(name_or_path, ESTIMATORS, "estimator", cls.__name__,
-                                   revision=revision, cache_dir=cache_dir,
-                                   local_files_only=local_files_only, token=token)
-        model = cls._from_folder(folder)
-        if device is not None:
-            model.to(device)
-        return model
+        key = cls.space_name or "au17"
+        if key not in DEFAULT_MODELS:
+            raise ModelError(f"no packaged default model for {key} in this version; "
+                             f"pass a model folder or Hub repo id")
+        return DEFAULT_MODELS[key]
 
     @classmethod
-    def _from_folder(cls: type[S], folder: Path) -> S:
-        from .hub import load_state
-
-        cfg = read_config(folder, kind="estimator")
-        where = folder / "config.json"
-        space = cfg.get("space")
+    def from_config(cls: type[S], config: dict[str, Any], where: Path) -> S:
+        """Build the model a ``config.json`` describes (random weights); the class follows the
+        space (``SpeechEstimator.from_pretrained`` gives an :class:`AUEstimator` for ``au17``).
+        """
+        space = config.get("space")
         target = cls
         if cls is SpeechEstimator:
-            target = _class_for(space)
+            target = estimator_class(space)
         elif cls.space_name is not None and space != cls.space_name:
             raise ModelError(f"{where}: this model predicts {space}, not {cls.space_name}; load it "
-                             f"with {_CLASS_FOR_SPACE.get(space, 'SpeechEstimator')}")
-        with config_errors(where, cfg.get("architecture")):
-            net_cls = ESTIMATORS.get(cfg["architecture"])
-            feat = cfg.get("feature", {"name": "logmel", "args": {}})
-            fx = FEATURES.create(feat["name"], **feat.get("args", {}))
-            network = net_cls(space=space, **cfg.get("model_args", {}))
-        labels = cfg.get("labels")
-        if labels is not None and list(labels) != list(network.space.labels):
-            raise ModelError(f"{where}: label names do not match space {space!r}")
-        try:
-            model = target(network, fx, name=cfg.get("name"),
-                           pretrained=bool(cfg.get("pretrained")), info=cfg.get("info"))
-        except ModelError as e:  # e.g. a feature size that does not fit the network
-            raise ModelError(f"{where}: {e}") from e
-        load_state(model, folder)
-        model.eval()
-        return model
+                             f"with {estimator_class(space).__name__}")
+        net_cls = ESTIMATORS.get(config["architecture"])
+        feat = config.get("feature", {"name": "logmel", "args": {}})
+        fx = FEATURES.create(feat["name"], **feat.get("args", {}))
+        network = net_cls(space=space, **config.get("model_args", {}))
+        return target(network, fx, name=config.get("name"),
+                      pretrained=bool(config.get("pretrained")), info=config.get("info"))
 
-    def config(self) -> dict[str, Any]:
-        """The ``config.json`` content of this model."""
+    def extra_config(self) -> dict[str, Any]:
         fx = self.features
         return {
-            "format": FORMAT,
-            "kind": "estimator",
-            "speechface_version": __version__,
-            "name": self.name,
-            "architecture": self.network.arch,
-            "model_args": {k: v for k, v in self.network.hparams.items() if k != "space"},
             "space": self.space.name,
             "labels": list(self.space.labels),
             "frame_level": self.network.frame_level,
             "feature": {"name": getattr(fx, "registry_name", "logmel"), "args": fx.config()},
             "sample_rate": self.sample_rate,
             "fps": self.fps,
-            "pretrained": self.pretrained,
-            "info": self.info,
         }
 
-    def model_card(self) -> str:
-        """A minimal model card; trained models ship a fuller one written by the trainer."""
-        state = "trained" if self.pretrained else "untrained (random weights)"
-        return (f"---\nlibrary_name: speechface\ntags: [speech, facial-action-units]\n---\n\n"
-                f"# {self.name}\n\n{self.network.arch} estimator predicting {self.space.name} "
-                f"from {self.config()['feature']['name']} features at {self.fps} fps; {state}.\n")
+    def card_summary(self) -> str:
+        return (f"{self.network.arch} estimator predicting {self.space.name} from "
+                f"{self.config()['feature']['name']} features at {self.fps} fps")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -233,21 +184,32 @@ class SpeechEstimator(PretrainedMixin, nn.Module):
     # ------------------------------------------------------------------ computation
     def load(self, audio: Any, sample_rate: int | None = None) -> torch.Tensor:
         """Load audio (file, array or tensor) as 1-D float32 at the model's sample rate."""
-        from .audio import load_audio
-
         return load_audio(audio, sample_rate, target_rate=self.sample_rate)
+
+    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
+        """Feature frames ``(..., frames, n_features)`` -> normalised with the training
+        statistics: ``(feats - feature_mean) / feature_std``."""
+        return (feats - self.feature_mean) / self.feature_std
+
+    def calibrate(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw network outputs ``(..., out_dim)`` -> ``raw * out_scale + out_bias``."""
+        return raw * self.out_scale + self.out_bias
 
     def featurize(self, wave: torch.Tensor) -> torch.Tensor:
         """``(..., samples)`` -> normalised ``(..., frames, n_features)``."""
-        feats = self.features(wave.to(self.device)).transpose(-1, -2)
-        return (feats - self.feature_mean) / self.feature_std
+        return self.normalize(self.features(wave.to(self.device)).transpose(-1, -2))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised features ``(batch, frames, n_features)`` -> raw outputs (calibrated)."""
-        return self.network(x, lengths) * self.out_scale + self.out_bias
+        return self.calibrate(self.network(x, lengths))
 
-    def _result(self, values: torch.Tensor, source: Any) -> Prediction:
-        vals = self.space.activate(values).float().cpu().numpy()
+    def to_prediction(self, raw: torch.Tensor, source: Any = None) -> Prediction:
+        """Calibrated raw outputs ``(frames, dim)`` (or ``(dim,)``) -> a
+        :class:`~speechface.results.Prediction` of the space's values (``space.activate``).
+
+        ``source`` (a path) is recorded in the result.
+        """
+        vals = self.space.activate(raw).float().cpu().numpy()
         if vals.ndim == 1:
             vals = vals[None]
         return Prediction(values=vals, labels=self.space.labels, columns=self.space.columns,
@@ -255,6 +217,33 @@ class SpeechEstimator(PretrainedMixin, nn.Module):
                           pretrained=self.pretrained,
                           source=str(source) if isinstance(source, (str, os.PathLike)) else None,
                           frame_level=self.network.frame_level)
+
+    def predict_features(self, feats: torch.Tensor, source: Any = None, *,
+                         block_frames: int | None = None) -> Prediction:
+        """Predict from feature frames ``(frames, n_features)`` (the extractor's output,
+        transposed, before normalisation).
+
+        Args:
+            feats: un-normalised feature frames.
+            source: recorded as ``Prediction.source`` (a path).
+            block_frames: run a streamable network over blocks of this many frames (bounded
+                activations; the same values up to float32 rounding); ``None``: one call.
+
+        Example:
+            >>> est = AUEstimator.create("mlp")
+            >>> est.predict_features(torch.zeros(50, 80)).values.shape
+            (50, 17)
+        """
+        with self.eval_mode():
+            x = self.normalize(feats.to(self.device))
+            if block_frames is not None and self.network.stream_reason() is None:
+                ns = self.network.stream()
+                parts = [ns.push(x[i:i + block_frames]) for i in range(0, len(x), block_frames)]
+                parts.append(ns.push(x[:0], final=True))
+                raw = torch.cat(parts)
+            else:
+                raw = self.network(x[None])[0]
+            return self.to_prediction(self.calibrate(raw), source)
 
     def predict(self, audio: Any, sample_rate: int | None = None, *,
                 chunk_seconds: float | None = None) -> Prediction:
@@ -265,24 +254,24 @@ class SpeechEstimator(PretrainedMixin, nn.Module):
                 numpy array or torch tensor (then give ``sample_rate``). Any rate; resampled.
             sample_rate: sample rate of an array input.
             chunk_seconds: process the input in blocks of this many seconds with bounded memory
-                (:func:`~speechface.longform.predict_long`; same values up to float32
-                rounding). Inputs
-                longer than ``speechface.longform.LONG_SECONDS`` (10 min) are processed so by
-                default.
+                (:func:`~speechface.longform.long_features`; same values up to float32
+                rounding). Inputs longer than ``speechface.longform.LONG_SECONDS`` (10 min) are
+                processed so by default.
 
         Returns:
             A :class:`~speechface.results.Prediction`: ``(frames, dim)`` values at 25 fps,
             frame n at n/25 s (one row for utterance-level models).
         """
-        from .longform import is_long, predict_long
-
-        if chunk_seconds is not None or is_long(audio, sample_rate):
-            return predict_long(self, audio, sample_rate=sample_rate,
-                                chunk_seconds=chunk_seconds)
+        if chunk_seconds is not None or longform.is_long(audio, sample_rate):
+            chunk = longform.check_chunk(chunk_seconds)
+            with self.eval_mode():
+                feats = longform.long_features(self.features, audio, sample_rate, chunk)
+            return self.predict_features(feats, audio,
+                                         block_frames=max(1, int(chunk * self.fps)))
         wave = self.load(audio, sample_rate)
-        with _eval_mode(self):
-            raw = self(self.featurize(wave)[None])[0]
-        return self._result(raw, audio)
+        with self.eval_mode():
+            feats = self.features(wave.to(self.device)).T
+        return self.predict_features(feats, audio)
 
     def predict_batch(self, audios: Sequence[Any], sample_rates: Sequence[int | None] | int | None = None,
                       batch_size: int = 16) -> list[Prediction]:
@@ -293,7 +282,7 @@ class SpeechEstimator(PretrainedMixin, nn.Module):
             raise ValueError(f"{len(audios)} inputs but {len(sample_rates)} sample rates")
         feats = [self.featurize(self.load(a, sr)) for a, sr in zip(audios, sample_rates)]
         out: list[Prediction] = []
-        with _eval_mode(self):
+        with self.eval_mode():
             for start in range(0, len(feats), batch_size):
                 chunk = feats[start:start + batch_size]
                 lengths = torch.tensor([len(f) for f in chunk])
@@ -301,7 +290,7 @@ class SpeechEstimator(PretrainedMixin, nn.Module):
                 raw = self(x, lengths.to(self.device))
                 for i, n in enumerate(lengths.tolist()):
                     r = raw[i, :n] if self.network.frame_level else raw[i]
-                    out.append(self._result(r, audios[start + i]))
+                    out.append(self.to_prediction(r, audios[start + i]))
         return out
 
     def stream(self, chunk_frames: int = 1, sample_rate: int | None = None) -> Any:
@@ -351,12 +340,16 @@ class BlendshapeEstimator(SpeechEstimator):
     space_name = "blendshapes52"
 
 
-_CLASS_FOR_SPACE = {"au17": "AUEstimator", "emotion8": "EmotionEstimator",
-                    "landmarks68": "LandmarkEstimator", "blendshapes52": "BlendshapeEstimator"}
+def estimator_class(space: str | None) -> type[SpeechEstimator]:
+    """The estimator class of a conditioning space: ``au17`` -> :class:`AUEstimator`,
+    ``emotion8`` -> :class:`EmotionEstimator`, ``landmarks68`` -> :class:`LandmarkEstimator`,
+    ``blendshapes52`` -> :class:`BlendshapeEstimator`, anything else -> :class:`SpeechEstimator`.
 
-
-def _class_for(space: str | None) -> type[SpeechEstimator]:
-    return {"au17": AUEstimator, "emotion8": EmotionEstimator,
-            "landmarks68": LandmarkEstimator,
-            "blendshapes52": BlendshapeEstimator}.get(space or "", SpeechEstimator)
-
+    Example:
+        >>> estimator_class("emotion8").__name__
+        'EmotionEstimator'
+    """
+    for cls in (AUEstimator, EmotionEstimator, LandmarkEstimator, BlendshapeEstimator):
+        if cls.space_name == space:
+            return cls
+    return SpeechEstimator

@@ -14,25 +14,31 @@
 up to float32 rounding (the same operations on differently sized tensors may round
 differently): below 1e-5 for a network whose outputs are of order 1; a trained model whose
 output calibration scales an AU by ~100 scales that too (the packaged ``cnn.au17`` model:
-1.6e-5, while ``predict`` itself is 2.6e-5 from exact float64 arithmetic). How:
+1.6e-5, while ``predict`` itself is 2.6e-5 from exact float64 arithmetic). This module only
+drives the components, each of which owns its streaming:
 
-- *resampling* (input at another rate than the model's 16 kHz) is the polyphase windowed-sinc
-  filter of :func:`speechface.audio.resample` applied block by block: output block ``b`` needs
+- *audio*: :class:`~speechface.audio.AudioStream` downmixes and checks the chunks like
+  :func:`~speechface.audio.load_audio`; resampling (input at another rate than the model's
+  16 kHz) is the polyphase windowed-sinc filter of :func:`speechface.audio.resample` applied
+  block by block (:class:`~speechface.audio.StreamResampler`): output block ``b`` needs
   the input samples ``[b*o - width, b*o + o + width)``, so it is computed once those arrived,
   with the same kernel; at :meth:`StreamingEstimator.flush` the zero padding past the end and
   the exact output length ``ceil(n * new / orig)`` are reproduced;
-- *features*: log-mel frame ``n`` is the STFT frame centred on sample ``n * 640``; it is
+- *features*: the extractor's :meth:`~speechface.features.FeatureExtractor.stream`; log-mel
+  frame ``n`` is the STFT frame centred on sample ``n * 640``; it is
   computed from the samples under the non-zero part of its (zero-padded) Hann window, i.e.
   ``[n*640 - 320, n*640 + 320)`` with the defaults. Frame 0 gets the reflect padding
   ``x[-k] = x[k]`` of the centred STFT. Samples outside that support are multiplied by a zero
   window, so they need not have arrived;
-- *network*: an estimator whose output frame ``t`` depends on the feature frames
+- *network*: the network's :meth:`~speechface.estimators.Estimator.stream`; an estimator
+  whose output frame ``t`` depends on the feature frames
   ``[t - past, t + lookahead]`` (``receptive_field = past + 1 + lookahead``: ``cnn``, ``dcnn``,
   ``mlp``) is recomputed on a sliding window of ``past`` + new + ``lookahead`` feature frames.
   Outputs closer than ``past`` frames to the window start are dropped, except when the window
   starts at the utterance start, so the zero padding of every layer at the utterance start is
-  reproduced exactly; the padding at the end is reproduced at :meth:`flush`. ``cnn_gru``
-  (context windows + a causal GRU) keeps the GRU state between chunks.
+  reproduced exactly; the padding at the end is reproduced at :meth:`flush`
+  (:class:`~speechface.estimators.WindowStream`). ``cnn_gru`` (context windows + a causal GRU)
+  keeps the GRU state between chunks (:class:`~speechface.estimators.cnn_gru.CNNGRUStream`).
 
 **Latency.** Offline, ``frames = samples // 640``: a trailing partial frame does not exist.
 Output frame ``t`` (timestamp ``t / 25`` s) is therefore final only once frame
@@ -49,23 +55,21 @@ input): ``mlp`` 40 ms, ``cnn`` 360 ms (look-ahead 320 ms), ``cnn_gru`` 240 ms (2
 ``rnn`` (a bidirectional LSTM: every output frame depends on the whole utterance, so no
 bounded latency exists; use ``predict`` / :func:`speechface.longform.predict_long` on the
 complete audio), utterance-level models (``lstm_mfcc``: one vector per utterance), and MFCC
-features (their dB floor is ``top_db`` below the maximum of the *whole* clip).
+features (their dB floor is ``top_db`` below the maximum of the *whole* clip). The reasons come
+from the components (:meth:`~speechface.estimators.Estimator.stream_reason`,
+:meth:`~speechface.features.FeatureExtractor.stream_reason`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from .audio import FPS, _array_to_tensor, _check_rate, _reduced_rates, _sinc_resample_kernel
-from .errors import AudioError, SpeechfaceError
-from .speech import _eval_mode
+from .audio import AudioStream
+from .errors import SpeechfaceError
 
 __all__ = ["StreamingEstimator", "StreamingError", "stream_support"]
 
@@ -74,39 +78,9 @@ class StreamingError(SpeechfaceError, ValueError):
     """A model that cannot stream with bounded latency, or a stream used after :meth:`flush`."""
 
 
-# --------------------------------------------------------------------------- support checks
-def _feature_reason(fx: nn.Module) -> str | None:
-    from .features.logmel import LogMel
-
-    if isinstance(fx, LogMel):
-        return None
-    name = getattr(fx, "name", type(fx).__name__)
-    if name == "mfcc":
-        return ("its MFCC features are floored at top_db below the maximum of the whole clip, "
-                "which is only known at the end")
-    return f"its feature extractor {name!r} has no streaming implementation (only logmel)"
-
-
-def _network_reason(net: nn.Module) -> str | None:
-    from .estimators.cnn_gru import CNNGRU
-
-    arch = getattr(net, "arch", type(net).__name__)
-    if not getattr(net, "frame_level", True):
-        return f"{arch!r} is utterance-level: it predicts one vector from the whole utterance"
-    if isinstance(net, CNNGRU):
-        return None
-    look, field = getattr(net, "lookahead", None), getattr(net, "receptive_field", None)
-    if look is None:
-        what = "a bidirectional recurrent network: " if arch == "rnn" else ""
-        return (f"{arch!r} is {what}every output frame depends on the whole utterance, so it "
-                f"cannot stream with bounded latency")
-    if field is None:
-        return f"{arch!r} has an unbounded receptive field and no streaming implementation"
-    return None
-
-
 def stream_support(estimator: Any) -> str | None:
-    """Why ``estimator`` cannot stream, or ``None`` when it can.
+    """Why ``estimator`` cannot stream, or ``None`` when it can (its network's reason first,
+    then its feature extractor's).
 
     Example:
         >>> from speechface import AUEstimator
@@ -115,320 +89,9 @@ def stream_support(estimator: Any) -> str | None:
         >>> "whole utterance" in stream_support(AUEstimator.create("rnn"))
         True
     """
-    return _network_reason(estimator.network) or _feature_reason(estimator.features)
+    return estimator.network.stream_reason() or estimator.features.stream_reason()
 
 
-# --------------------------------------------------------------------------- input conversion
-def _as_mono(samples: Any, label: str) -> np.ndarray:
-    """A chunk as 1-D float32 numpy: 1-D is mono, 2-D is ``(time, channels)`` (averaged)."""
-    if isinstance(samples, np.ndarray) and samples.dtype == np.float32 and samples.ndim == 1:
-        return samples.copy()  # the caller may reuse its buffer for the next chunk
-    if not isinstance(samples, (np.ndarray, torch.Tensor)):
-        samples = np.asarray(samples, dtype=np.float32)
-    t = _array_to_tensor(samples, label)
-    if t.dim() == 0:
-        t = t.reshape(1)
-    elif t.dim() == 2:
-        if t.shape[1] > 64 and t.shape[0] < t.shape[1]:
-            raise AudioError(f"{label}: a chunk of shape {tuple(t.shape)} looks like (channels, "
-                             "time); streamed chunks are (time,) or (time, channels), e.g. "
-                             "chunk.T")
-        t = t.mean(dim=1) if t.shape[1] > 1 else t[:, 0]
-    elif t.dim() != 1:
-        raise AudioError(f"{label}: a chunk must be (time,) mono or (time, channels) samples, "
-                         f"got shape {tuple(t.shape)}")
-    return np.array(t.numpy(), dtype=np.float32)  # a copy: never a view of the caller's data
-
-
-class _Buffer:
-    """Samples ``[start, end)`` of a signal as one numpy array, appended to and trimmed."""
-
-    def __init__(self) -> None:
-        self.data = np.zeros(0, np.float32)
-        self.start = 0
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.data)
-
-    def append(self, x: np.ndarray) -> None:
-        self.data = np.concatenate([self.data, x]) if len(self.data) else x
-
-    def trim(self, keep_from: int) -> None:
-        if keep_from > self.start:
-            cut = min(keep_from - self.start, len(self.data))
-            self.data = self.data[cut:].copy()
-            self.start += cut
-
-    def take(self, idx_start: int, idx_stop: int, *, total: int | None = None,
-             reflect_start: bool = False) -> np.ndarray:
-        """Samples ``[idx_start, idx_stop)``; 0 where not (yet) available.
-
-        ``reflect_start``: index ``-k`` reads sample ``k`` (reflect padding); ``total``: the
-        signal ended at ``total`` and index ``total - 1 + k`` reads ``total - 1 - k``.
-        """
-        if idx_start >= self.start and idx_stop <= self.end:
-            return self.data[idx_start - self.start:idx_stop - self.start]
-        idx = np.arange(idx_start, idx_stop)
-        if total is not None:
-            idx = np.where(idx >= total, 2 * (total - 1) - idx, idx)
-        if reflect_start:
-            idx = np.abs(idx)
-        ok = (idx >= self.start) & (idx < self.end)
-        out = np.zeros(len(idx), np.float32)
-        out[ok] = self.data[idx[ok] - self.start]
-        return out
-
-
-# --------------------------------------------------------------------------- resampling
-class _StreamResampler:
-    """:func:`speechface.audio.resample` computed block by block (same kernel, same blocks)."""
-
-    def __init__(self, orig: float, new: float, lowpass_filter_width: int = 6,
-                 rolloff: float = 0.99) -> None:
-        self.orig, self.new = float(orig), float(new)
-        o, n = _reduced_rates(self.orig, self.new, lowpass_filter_width)
-        kernel, width = _sinc_resample_kernel(o, n, lowpass_filter_width, rolloff,
-                                              torch.float32, torch.device("cpu"))
-        self.o, self.n, self.kernel, self.width = o, n, kernel, width
-        self.ratio = Fraction(self.new) / Fraction(self.orig)
-        self.reset()
-
-    def reset(self) -> None:
-        self.buf = _Buffer()
-        self.blocks = 0
-        self.pending = np.zeros(0, np.float32)
-        self.released = 0
-
-    def input_needed(self, wanted: int) -> int:
-        """Input samples after which ``wanted`` output samples can be released."""
-        if wanted <= 0:
-            return 0
-        blocks = -(-wanted // self.n)
-        by_blocks = (blocks - 1) * self.o + self.width + self.o
-        by_length = math.floor(Fraction(wanted - 1) / self.ratio) + 1
-        return max(by_blocks, by_length)
-
-    def push(self, x: np.ndarray, final: bool = False) -> np.ndarray:
-        """Append input samples; return the output samples that are now final."""
-        self.buf.append(x)
-        n_in = self.buf.end
-        o, w = self.o, self.width
-        avail = n_in // o + 1 if final else max(0, (n_in - w - o) // o + 1)
-        if avail > self.blocks:
-            b0, b1 = self.blocks, avail
-            seg = self.buf.take(b0 * o - w, b1 * o + w)
-            y = torch.nn.functional.conv1d(torch.from_numpy(seg)[None, None], self.kernel, stride=o)
-            self.pending = np.concatenate([self.pending, y[0].T.reshape(-1).numpy()])
-            self.blocks = b1
-            self.buf.trim(b1 * o - w)
-        limit = math.ceil(Fraction(n_in) * self.ratio)  # the exact output length so far
-        count = min(len(self.pending), limit - self.released)
-        out = self.pending[:count]
-        if final and count < limit - self.released:  # approximated ratio: zero tail
-            out = np.concatenate([out, np.zeros(limit - self.released - count, np.float32)])
-        self.pending = self.pending[count:]
-        self.released += len(out)
-        return out
-
-
-# --------------------------------------------------------------------------- features
-class _MelStream:
-    """Mel power frames of :class:`~speechface.features.logmel._MelPower`, frame by frame."""
-
-    def __init__(self, spectrogram: nn.Module) -> None:
-        sp = spectrogram
-        self.sp = sp
-        self.hop, self.n_fft = int(sp.hop_length), int(sp.n_fft)
-        self.pad = self.n_fft // 2
-        full = torch.zeros(self.n_fft)
-        left = (self.n_fft - int(sp.win_length)) // 2
-        full[left:left + int(sp.win_length)] = sp.window.detach().cpu().float()
-        nz = torch.nonzero(full).flatten()
-        # frame n reads samples [n*hop + first, n*hop + last] (the non-zero window)
-        self.first = int(nz[0]) - self.pad if len(nz) else 0
-        self.last = int(nz[-1]) - self.pad if len(nz) else 0
-        self.reset()
-
-    def reset(self) -> None:
-        self.buf = _Buffer()
-        self.frames = 0
-
-    def push(self, x: np.ndarray, final: bool = False) -> torch.Tensor:
-        """Append samples; return ``(new_frames, n_mels)`` mel power frames that are final."""
-        self.buf.append(x)
-        n = self.buf.end
-        if final:
-            count = n // self.hop
-        else:
-            count = min(n // self.hop, max(0, (n - 1 - self.last) // self.hop + 1))
-            if -self.first >= n:  # frame 0's reflect padding not there yet
-                count = 0
-        a, b = self.frames, count
-        sp = self.sp
-        if b <= a:
-            return torch.zeros(0, sp.fb.shape[1], device=sp.fb.device)
-        seg = self.buf.take(a * self.hop - self.pad, (b - 1) * self.hop - self.pad + self.n_fft,
-                            total=n if final else None, reflect_start=True)
-        wave = torch.from_numpy(np.ascontiguousarray(seg))[None].to(sp.window.device)
-        spec = torch.stft(wave.to(sp.window.dtype), n_fft=self.n_fft, hop_length=self.hop,
-                          win_length=sp.win_length, window=sp.window, center=False,
-                          normalized=False, onesided=True, return_complex=True)
-        power = spec.abs().pow(sp.power)
-        mel = torch.matmul(power.transpose(-1, -2), sp.fb)[0]  # (frames, n_mels)
-        self.frames = b
-        self.buf.trim(max(0, b * self.hop - self.pad))
-        return mel
-
-
-class _Frontend:
-    """Input chunks -> (resampled) samples -> mel power frames, with the checks of load_audio."""
-
-    def __init__(self, estimator: Any, sample_rate: float | None, name: str) -> None:
-        self.name = name
-        self.model_rate = int(estimator.sample_rate)
-        self.rate = (float(self.model_rate) if sample_rate is None
-                     else _check_rate(sample_rate, "sample_rate", name))
-        self.resampler = (None if self.rate == self.model_rate
-                          else _StreamResampler(self.rate, self.model_rate))
-        self.mel = _MelStream(estimator.features.spectrogram)
-        self.reset()
-
-    def reset(self) -> None:
-        self.pending: list[np.ndarray] = []
-        self.n_in = 0
-        self.n_model = 0
-        if self.resampler is not None:
-            self.resampler.reset()
-        self.mel.reset()
-
-    def add(self, samples: Any) -> None:
-        x = _as_mono(samples, self.name)
-        if len(x) == 0:
-            return
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = x.sum()
-        if not np.isfinite(total):  # fast path: a NaN / inf makes the sum NaN / inf
-            finite = np.isfinite(x)  # (a sum of huge finite values can overflow too)
-            if not finite.all():
-                first = self.n_in + int(np.argmin(finite))
-                raise AudioError(f"{self.name} contains NaN or infinite samples (first at "
-                                 f"sample {first}, {first / self.rate:.3f} s)")
-        self.pending.append(x)
-        self.n_in += len(x)
-
-    def input_needed(self, model_samples: int) -> int:
-        """Input samples after which ``model_samples`` samples at the model rate exist."""
-        if self.resampler is None:
-            return model_samples
-        return self.resampler.input_needed(model_samples)
-
-    def run(self, final: bool = False) -> torch.Tensor:
-        """Process the pending input; return the new mel power frames ``(frames, n_mels)``."""
-        x = (np.concatenate(self.pending) if len(self.pending) > 1
-             else self.pending[0] if self.pending else np.zeros(0, np.float32))
-        self.pending = []
-        if self.resampler is not None:
-            x = self.resampler.push(x, final=final)
-        self.n_model += len(x)
-        if final:
-            if self.n_in == 0:
-                raise AudioError(f"{self.name} has no samples")
-            min_len = math.ceil(self.model_rate / FPS)
-            if self.n_model < min_len:
-                raise AudioError(f"{self.name} is too short: "
-                                 f"{self.n_model / self.model_rate * 1000:.1f} ms ({self.n_model} "
-                                 f"samples at {self.model_rate:g} Hz); at least one {FPS} fps "
-                                 f"frame of 40 ms ({min_len} samples) is needed")
-        return self.mel.push(x, final=final)
-
-
-def _log_mel_features(estimator: Any, mel: torch.Tensor) -> torch.Tensor:
-    """Mel power ``(frames, n_mels)`` -> normalised log-mel features, as ``featurize`` does."""
-    fx = estimator.features
-    feats = torch.log(mel + fx.log_offset)
-    return (feats - estimator.feature_mean) / estimator.feature_std
-
-
-# --------------------------------------------------------------------------- network runners
-class _WindowRunner:
-    """Finite receptive field: recompute on ``past + new + lookahead`` feature frames."""
-
-    def __init__(self, estimator: Any) -> None:
-        net = estimator.network
-        self.est = estimator
-        self.right = int(net.lookahead)
-        self.past = int(net.receptive_field) - 1 - self.right
-        self.reset()
-
-    def reset(self) -> None:
-        self.feats: torch.Tensor | None = None
-        self.f_start = 0
-        self.f_end = 0
-        self.n_out = 0
-
-    def push(self, feats: torch.Tensor, final: bool, min_new: int) -> torch.Tensor:
-        """Append feature frames that exist; return the raw outputs that are now final."""
-        if len(feats):
-            self.feats = feats if self.feats is None else torch.cat([self.feats, feats])
-            self.f_end += len(feats)
-        until = self.f_end if final else self.f_end - self.right
-        new = until - self.n_out
-        if new <= 0 or (new < min_new and not final) or self.feats is None:
-            return torch.zeros(0, self.est.network.out_dim, device=self.est.device)
-        s = max(0, self.n_out - self.past)
-        raw = self.est(self.feats[s - self.f_start:][None])[0]
-        out = raw[self.n_out - s:until - s]
-        self.n_out = until
-        keep = max(0, self.n_out - self.past)
-        self.feats = self.feats[keep - self.f_start:]
-        self.f_start = keep
-        return out
-
-
-class _ContextGRURunner:
-    """``cnn_gru``: per-frame context windows (zero-padded at the edges) + a causal GRU state."""
-
-    def __init__(self, estimator: Any) -> None:
-        self.est = estimator
-        self.net = estimator.network
-        self.right = int(self.net.context) // 2
-        self.reset()
-
-    def reset(self) -> None:
-        self.feats: torch.Tensor | None = None
-        self.f_start = 0
-        self.f_end = 0
-        self.n_out = 0
-        self.hidden: torch.Tensor | None = None
-
-    def push(self, feats: torch.Tensor, final: bool, min_new: int) -> torch.Tensor:
-        """Append feature frames that exist; return the raw outputs that are now final."""
-        net, h = self.net, self.right
-        if len(feats):
-            self.feats = feats if self.feats is None else torch.cat([self.feats, feats])
-            self.f_end += len(feats)
-        until = self.f_end if final else self.f_end - h
-        new = until - self.n_out
-        if new <= 0 or (new < min_new and not final) or self.feats is None:
-            return torch.zeros(0, net.out_dim, device=self.est.device)
-        lo, hi = self.n_out - h, until + h
-        x = self.feats[max(lo, 0) - self.f_start:min(hi, self.f_end) - self.f_start]
-        x = nn.functional.pad(x, (0, 0, max(0, -lo), max(0, hi - self.f_end)))
-        f = x.shape[1]
-        win = x.unfold(0, net.context, 1)  # (new, F, context)
-        z = net.convs(win.reshape(new, 1, f, net.context))
-        z = torch.relu(net.embed(z.flatten(1))).view(1, new, -1)
-        y, self.hidden = net.gru(z, self.hidden)
-        raw = net.head(y)[0] * self.est.out_scale + self.est.out_bias
-        self.n_out = until
-        keep = max(0, self.n_out - h)
-        self.feats = self.feats[keep - self.f_start:]
-        self.f_start = keep
-        return raw
-
-
-# --------------------------------------------------------------------------- the stream
 class StreamingEstimator:
     """Frame-by-frame inference on audio pushed in chunks (see the module docstring).
 
@@ -465,23 +128,20 @@ class StreamingEstimator:
                                  "dcnn, mlp or cnn_gru network)")
         if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
             raise ValueError(f"chunk_frames must be an int >= 1, got {chunk_frames!r}")
-        from .estimators.cnn_gru import CNNGRU
-
         self.estimator = estimator
         self.chunk_frames = chunk_frames
         self._empty_raw = torch.zeros(0, estimator.network.out_dim)
         self.name = name or "audio stream"
-        self._front = _Frontend(estimator, sample_rate, self.name)
-        self._runner: _WindowRunner | _ContextGRURunner = (
-            _ContextGRURunner(estimator) if isinstance(estimator.network, CNNGRU)
-            else _WindowRunner(estimator))
+        self._audio = AudioStream(sample_rate, target_rate=estimator.sample_rate, name=self.name)
+        self._features = estimator.features.stream()
+        self._network = estimator.network.stream()
         self.reset()
 
     # ------------------------------------------------------------------ properties
     @property
     def sample_rate(self) -> float:
         """Rate of the pushed samples in Hz."""
-        return self._front.rate
+        return self._audio.rate
 
     @property
     def fps(self) -> int:
@@ -496,7 +156,12 @@ class StreamingEstimator:
     @property
     def lookahead_frames(self) -> int:
         """Future feature frames an output frame depends on (cnn: 8, dcnn: 80, mlp: 0)."""
-        return self._runner.right
+        return int(self._network.lookahead)
+
+    def _input_for_outputs(self, outputs: int) -> int:
+        """Input samples after which ``outputs`` output frames can be returned."""
+        frames = outputs + self.lookahead_frames
+        return self._audio.input_needed(self._features.samples_needed(frames))
 
     @property
     def latency_samples(self) -> int:
@@ -506,8 +171,7 @@ class StreamingEstimator:
         resampler's half kernel). Frame ``t`` is returned once ``latency_samples`` samples past
         its timestamp ``t / 25`` s have been pushed (exactly so at 16 kHz).
         """
-        hop = self.estimator.features.hop_length
-        return self._front.input_needed((self._runner.right + self.chunk_frames) * hop)
+        return self._input_for_outputs(self.chunk_frames)
 
     @property
     def latency_seconds(self) -> float:
@@ -517,12 +181,12 @@ class StreamingEstimator:
     @property
     def samples_pushed(self) -> int:
         """Input samples received so far."""
-        return self._front.n_in
+        return self._audio.n_in
 
     @property
     def frames_emitted(self) -> int:
         """Output frames returned so far."""
-        return self._runner.n_out
+        return self._network.n_out
 
     @property
     def finished(self) -> bool:
@@ -532,15 +196,15 @@ class StreamingEstimator:
     # ------------------------------------------------------------------ streaming
     def reset(self) -> None:
         """Forget all input: start a new utterance."""
-        self._front.reset()
-        self._runner.reset()
+        self._audio.reset()
+        self._features.reset()
+        self._network.reset()
         self._done = False
         self._need = self._next_need()
 
     def _next_need(self) -> int:
-        hop = self.estimator.features.hop_length
-        frames = self._runner.n_out + self._runner.right + self.chunk_frames
-        return max(self._front.input_needed(frames * hop), self._front.n_in + 1)
+        needed = self._input_for_outputs(self._network.n_out + self.chunk_frames)
+        return max(needed, self._audio.n_in + 1)
 
     def _check_open(self) -> None:
         if self._done:
@@ -549,17 +213,17 @@ class StreamingEstimator:
 
     def _run(self, final: bool) -> torch.Tensor:
         est = self.estimator
-        with _eval_mode(est):
-            mel = self._front.run(final=final)
-            feats = _log_mel_features(est, mel)
-            raw = self._runner.push(feats, final, self.chunk_frames)
-            return raw.detach().clone()
+        with est.eval_mode():
+            feats = self._features.push(self._audio.run(final=final), final=final)
+            x = est.normalize(feats.to(est.device))
+            raw = self._network.push(x, final, self.chunk_frames)
+            return est.calibrate(raw).detach().clone()
 
     def push_raw(self, samples: Any) -> torch.Tensor:
         """As :meth:`push`, but the raw calibrated network outputs (before ``space.activate``)."""
         self._check_open()
-        self._front.add(samples)
-        if self._front.n_in < self._need:
+        self._audio.add(samples)
+        if self._audio.n_in < self._need:
             return self._empty_raw
         raw = self._run(final=False)
         self._need = self._next_need()
@@ -615,7 +279,7 @@ class StreamingEstimator:
         self.reset()
         raws = [self.push_raw(c) for c in chunks]
         raws.append(self.flush_raw())
-        return self.estimator._result(torch.cat(raws), None)
+        return self.estimator.to_prediction(torch.cat(raws), None)
 
     def __repr__(self) -> str:
         return (f"StreamingEstimator({self.estimator.name!r}, {self.sample_rate:g} Hz, "

@@ -74,6 +74,7 @@ from .shards import (
 
 __all__ = [
     "prepare_av",
+    "load_groups",
     "find_videos",
     "clip_name",
     "clip_group",
@@ -186,7 +187,13 @@ def select_shard(files: Sequence[Path], shard: tuple[int, int] | str | None) -> 
     return list(sorted(files, key=str))[i::n]
 
 
-def _load_groups(groups: Mapping[str, str] | str | os.PathLike[str] | None) -> dict[str, str]:
+def load_groups(groups: Mapping[str, str] | str | os.PathLike[str] | None) -> dict[str, str]:
+    """A clip -> group (speaker) mapping from a dict or a JSON file (``None``: empty).
+
+    Example:
+        >>> load_groups({"clip1": 7})
+        {'clip1': '7'}
+    """
     if groups is None:
         return {}
     if isinstance(groups, Mapping):
@@ -374,7 +381,7 @@ def prepare_av(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathL
             raise DataError(f"clip name clash: {other} and {f} both map to {clip_name(f)!r}; "
                             "rename one or prepare them into different folders")
     files = all_files[i::n]
-    group_map = _load_groups(groups)
+    group_map = load_groups(groups)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     roots = [str(Path(p).resolve()) for p in inputs if Path(p).is_dir()]

@@ -104,7 +104,7 @@ def prepare_frames(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     from ..face import crop_face
     from ..teachers.mediapipe import PROXY_NAME, MediaPipeTeacher, landmarks68_from_478
     from ..video import iter_video_frames
-    from .prepare import _load_groups, clip_group, clip_name, find_videos, parse_shard, select_shard
+    from .prepare import clip_group, clip_name, find_videos, load_groups, parse_shard, select_shard
 
     if size < 8 or stride < 1:
         raise DataError(f"size must be >= 8 and stride >= 1, got {size}, {stride}")
@@ -112,7 +112,7 @@ def prepare_frames(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     out.mkdir(parents=True, exist_ok=True)
     i_shard, n_shard = parse_shard(shard)
     videos = select_shard(find_videos(inputs), (i_shard, n_shard))
-    group_map = _load_groups(groups)
+    group_map = load_groups(groups)
     start = time.perf_counter()
     records: list[dict[str, Any]] = []
     n_written = n_kept = n_frames = 0

@@ -1,11 +1,12 @@
 """Speech estimators: networks from feature frames to a conditioning space (registry ``ESTIMATORS``).
 
 Importing this package registers the built-in architectures: ``mlp``, ``rnn``, ``cnn``,
-``dcnn`` (CAUSE), ``lstm_mfcc`` (utterance-level) and ``cnn_gru`` (landmarks).
+``dcnn`` (CAUSE), ``lstm_mfcc`` (utterance-level) and ``cnn_gru`` (landmarks). Each network
+also says how it streams (:meth:`Estimator.stream`, :class:`NetworkStream`).
 """
 
 from ..registry import ESTIMATORS
-from .base import Estimator, count_parameters, length_mask
+from .base import Estimator, NetworkStream, WindowStream, count_parameters, length_mask
 from .cnn import CNN
 from .cnn_gru import CNNGRU
 from .dcnn import DCNN
@@ -14,7 +15,8 @@ from .mlp import MLP
 from .rnn import RNN
 from .stats_pool import StatsPool
 
-__all__ = ["Estimator", "count_parameters", "length_mask", "create_estimator", "list_estimators",
+__all__ = ["Estimator", "NetworkStream", "WindowStream", "count_parameters", "length_mask",
+           "create_estimator", "list_estimators",
            "MLP", "RNN", "CNN", "DCNN", "LSTMMFCC", "CNNGRU", "StatsPool"]
 
 

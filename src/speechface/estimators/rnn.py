@@ -42,6 +42,11 @@ class RNN(Estimator):
                             bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
         self.out = wn_linear(2 * hidden, self.out_dim)
 
+    def stream_reason(self) -> str | None:
+        """A bidirectional LSTM cannot stream: say so."""
+        return (f"{self.arch!r} is a bidirectional recurrent network: every output frame depends "
+                "on the whole utterance, so it cannot stream with bounded latency")
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         h = self.inp(x)
         if lengths is not None:

@@ -24,20 +24,17 @@ Adding an architecture = one module with one class::
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-from torch import nn
 
-from .. import __version__
-from .._hparams import RecordsHparams
+from .._hparams import Network
 from ..errors import ImageError, ModelError
-from ..hub import PretrainedMixin, config_errors, locate_pretrained, read_config
+from ..hub import PretrainedModel
 from ..registry import EXPRESSION
 from ..spaces import EMOTION8
 
@@ -51,7 +48,7 @@ DEFAULT_EXPRESSION_MODEL = "vgg13.ferplus"
 R = TypeVar("R", bound="ExpressionRecognizer")
 
 
-class ExpressionNet(RecordsHparams, nn.Module):
+class ExpressionNet(Network):
     """Base class of the expression networks: ``(B, 1, S, S)`` normalised grey faces -> ``(B, 8)``.
 
     The constructor arguments of a subclass (JSON-plain values) are recorded in ``hparams`` and
@@ -65,25 +62,12 @@ class ExpressionNet(RecordsHparams, nn.Module):
             disgust, fear, contempt); outputs are raw logits in that order.
     """
 
-    registry_name: ClassVar[str] = ""
-    paper: ClassVar[str] = ""
-    hparams: dict[str, Any]
-
     def __init__(self, input_size: int = 48) -> None:
         super().__init__()
         if not isinstance(input_size, int) or input_size < 8:
             raise ValueError(f"input_size must be an int >= 8, got {input_size!r}")
         self.input_size = input_size
         self.n_classes = EMOTION8.dim
-
-    @property
-    def arch(self) -> str:
-        """Registry name of this architecture."""
-        return type(self).registry_name or type(self).__name__.lower()
-
-    def num_parameters(self) -> int:
-        """Number of trainable parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """``(batch, 1, S, S)`` normalised pixels -> ``(batch, 8)`` raw logits."""
@@ -204,21 +188,12 @@ def load_face_images(images: Any, size: int, via: int | None = None) -> np.ndarr
 # ------------------------------------------------------------------------------ the wrapper
 
 
-@contextlib.contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
-    was = module.training
-    module.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        module.train(was)
-
-
-class ExpressionRecognizer(PretrainedMixin, nn.Module):
+class ExpressionRecognizer(PretrainedModel):
     """Face image -> FER+ emotion distribution (EMOTION8): a network plus its preprocessing.
 
-    Build one with :meth:`create` (random weights) or :meth:`from_pretrained` (trained).
+    Build one with :meth:`create` (random weights) or :meth:`from_pretrained` (trained, with no
+    argument the packaged FER+ model, offline); loading, saving and publishing are those of
+    :class:`~speechface.hub.PretrainedModel`.
 
     Args:
         network: a registered :class:`ExpressionNet`.
@@ -238,17 +213,21 @@ class ExpressionRecognizer(PretrainedMixin, nn.Module):
         (1, 8)
     """
 
+    kind: ClassVar[str] = "expression"
+    registry = EXPRESSION
+    default_model: ClassVar[str | None] = "expression"
+    config_format: ClassVar[str] = FORMAT
+    card_tags: ClassVar[tuple[str, ...]] = ("facial-expression-recognition", "ferplus")
+    network: ExpressionNet
+
     def __init__(self, network: ExpressionNet, *, name: str | None = None, pretrained: bool = False,
                  info: dict[str, Any] | None = None, source_size: int | None = None) -> None:
-        super().__init__()
         if not isinstance(network, ExpressionNet):
             raise ModelError(f"expected an ExpressionNet, got {type(network).__name__}")
-        self.network = network
+        super().__init__(network, name=name or f"{network.arch}.emotion8", pretrained=pretrained,
+                         info=info)
         self.register_buffer("pixel_mean", torch.tensor(0.5))
         self.register_buffer("pixel_std", torch.tensor(0.25))
-        self.name = name or f"{network.arch}.emotion8"
-        self.pretrained = pretrained
-        self.info = dict(info or {})
         if source_size is not None and (not isinstance(source_size, int) or source_size < 8):
             raise ModelError(f"source_size must be an int >= 8 or None, got {source_size!r}")
         self.source_size = source_size
@@ -272,76 +251,35 @@ class ExpressionRecognizer(PretrainedMixin, nn.Module):
         return cls(net, name=name, pretrained=False)
 
     @classmethod
-    def from_pretrained(cls: type[R], name_or_path: str | os.PathLike[str] | None = None, *,
-                        revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
-                        local_files_only: bool | None = None, token: str | None = None,
-                        device: str | torch.device | None = None) -> R:
-        """Load trained weights: a packaged model name, a local folder or a Hub repo id.
-
-        With no argument the packaged FER+ model (:data:`DEFAULT_EXPRESSION_MODEL`) is loaded,
-        offline.
-
-        Raises:
-            ModelError: unknown name, missing/corrupt files, or a config of another kind.
-
-        Example:
-            >>> fer = ExpressionRecognizer.from_pretrained("fer_cnn.ferplus")   # doctest: +SKIP
-        """
+    def default_model_name(cls) -> str:
+        """``DEFAULT_MODELS["expression"]``, else :data:`DEFAULT_EXPRESSION_MODEL`."""
         from ..pretrained import DEFAULT_MODELS
 
-        if name_or_path is None:
-            name_or_path = DEFAULT_MODELS.get("expression", DEFAULT_EXPRESSION_MODEL)
-        folder = locate_pretrained(name_or_path, EXPRESSION, "expression", cls.__name__,
-                                   revision=revision, cache_dir=cache_dir,
-                                   local_files_only=local_files_only, token=token)
-        model = cls._from_folder(folder)
-        if device is not None:
-            model.to(device)
-        return model
+        return DEFAULT_MODELS.get("expression", DEFAULT_EXPRESSION_MODEL)
 
     @classmethod
-    def _from_folder(cls: type[R], folder: Path) -> R:
-        from ..hub import load_state
-
-        cfg = read_config(folder, kind="expression")
-        where = folder / "config.json"
-        labels = cfg.get("labels")
+    def from_config(cls: type[R], config: dict[str, Any], where: Path) -> R:
+        """Build the recogniser a ``config.json`` describes (random weights)."""
+        labels = config.get("labels")
         if labels is not None and list(labels) != list(EMOTION8.labels):
-            raise ModelError(f"{where}: labels {labels} are not the EMOTION8 classes")
-        with config_errors(where, cfg.get("architecture")):
-            net = EXPRESSION.create(cfg["architecture"], **cfg.get("model_args", {}))
-        model = cls(net, name=cfg.get("name"), pretrained=bool(cfg.get("pretrained")),
-                    info=cfg.get("info"), source_size=cfg.get("source_size"))
-        load_state(model, folder)
-        model.eval()
-        return model
+            raise ModelError(f"labels {labels} are not the EMOTION8 classes")
+        net = EXPRESSION.create(config["architecture"], **config.get("model_args", {}))
+        return cls(net, name=config.get("name"), pretrained=bool(config.get("pretrained")),
+                   info=config.get("info"), source_size=config.get("source_size"))
 
-    def config(self) -> dict[str, Any]:
-        """The ``config.json`` content of this model."""
+    def extra_config(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
-            "kind": "expression",
-            "speechface_version": __version__,
-            "name": self.name,
-            "architecture": self.network.arch,
-            "model_args": dict(self.network.hparams),
             "space": EMOTION8.name,
             "labels": list(EMOTION8.labels),
             "input_size": self.input_size,
             "source_size": self.source_size,
             "input": "grey face crop, centre-cropped square, resized bilinearly (to source_size "
                      "first when set)",
-            "pretrained": self.pretrained,
-            "info": self.info,
         }
 
-    def model_card(self) -> str:
-        """A minimal model card (the packaged model ships a fuller one)."""
-        state = "trained" if self.pretrained else "untrained (random weights)"
-        return (f"---\nlibrary_name: speechface\ntags: [facial-expression-recognition, ferplus]\n"
-                f"---\n\n# {self.name}\n\n{self.network.arch} expression recogniser: "
-                f"{self.input_size}x{self.input_size} grey face -> 8 FER+ emotion "
-                f"probabilities; {state}.\n")
+    def card_summary(self) -> str:
+        return (f"{self.network.arch} expression recogniser: {self.input_size}x{self.input_size} "
+                "grey face -> 8 FER+ emotion probabilities")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -404,7 +342,7 @@ class ExpressionRecognizer(PretrainedMixin, nn.Module):
         """
         x = self.preprocess(images)
         out = []
-        with _eval_mode(self):
+        with self.eval_mode():
             for i in range(0, len(x), batch_size):
                 out.append(self(x[i:i + batch_size]).float().softmax(-1).cpu())
         return torch.cat(out).numpy()

@@ -6,19 +6,251 @@ samples at ``sample_rate`` in, ``(..., n_features, frames)`` out, one frame per 
 filterbanks, DCT matrices) are non-persistent buffers: they follow ``.to(device)`` but are not
 saved in a ``state_dict``, because the constructor arguments (:meth:`FeatureExtractor.config`)
 rebuild them.
+
+**Streaming and long inputs.** An extractor also says how it processes a signal that arrives in
+blocks, so that :mod:`speechface.streaming` and :mod:`speechface.longform` only drive it:
+
+- :meth:`FeatureExtractor.stream` returns a :class:`FeatureStream` whose frames equal
+  ``forward`` on the whole signal (up to float32 rounding) with bounded latency;
+  :meth:`FeatureExtractor.stream_reason` says why an extractor cannot (``None`` when it can).
+- :meth:`FeatureExtractor.block_stream` is what long inputs use: the streaming frames when the
+  extractor streams; otherwise a stream of *intermediate* frames computed block by block plus a
+  :meth:`FeatureStream.finish` step on the whole intermediate sequence (MFCC: mel power blocks,
+  then the clip-wide dB floor, DCT and deltas), or, as the last resort, the whole input
+  buffered (:class:`WholeInputStream`). An extractor that works on long windows with overlap
+  (a Whisper-style encoder) returns an :class:`OverlapWindowStream` and computes ``forward``
+  with the same windows (:func:`overlap_windows`), so both give the same frames.
+
+A new extractor is one file and one decorator; implementing :meth:`FeatureExtractor.stream`
+(or :meth:`FeatureExtractor.block_stream`) is optional.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..registry import FEATURES
 
-__all__ = ["FeatureExtractor", "create_features"]
+__all__ = ["FeatureExtractor", "FeatureStream", "WholeInputStream", "OverlapWindowStream",
+           "SampleBuffer", "overlap_windows", "create_features"]
+
+
+class SampleBuffer:
+    """Samples ``[start, end)`` of a 1-D signal as one float32 numpy array, appended to and trimmed.
+
+    Example:
+        >>> b = SampleBuffer(); b.append(np.arange(5, dtype=np.float32)); b.trim(2)
+        >>> b.take(1, 6).tolist()               # sample 1 was trimmed, 5 has not arrived: 0
+        [0.0, 2.0, 3.0, 4.0, 0.0]
+    """
+
+    def __init__(self) -> None:
+        self.data = np.zeros(0, np.float32)
+        self.start = 0
+
+    @property
+    def end(self) -> int:
+        """Index one past the last sample appended."""
+        return self.start + len(self.data)
+
+    def append(self, x: np.ndarray) -> None:
+        """Append ``(n,)`` float32 samples."""
+        self.data = np.concatenate([self.data, x]) if len(self.data) else x
+
+    def trim(self, keep_from: int) -> None:
+        """Forget the samples before index ``keep_from``."""
+        if keep_from > self.start:
+            cut = min(keep_from - self.start, len(self.data))
+            self.data = self.data[cut:].copy()
+            self.start += cut
+
+    def take(self, idx_start: int, idx_stop: int, *, total: int | None = None,
+             reflect_start: bool = False) -> np.ndarray:
+        """Samples ``[idx_start, idx_stop)``; 0 where not (yet, or no longer) available.
+
+        ``reflect_start``: index ``-k`` reads sample ``k`` (reflect padding); ``total``: the
+        signal ended at ``total`` and index ``total - 1 + k`` reads ``total - 1 - k``.
+        """
+        if idx_start >= self.start and idx_stop <= self.end:
+            return self.data[idx_start - self.start:idx_stop - self.start]
+        idx = np.arange(idx_start, idx_stop)
+        if total is not None:
+            idx = np.where(idx >= total, 2 * (total - 1) - idx, idx)
+        if reflect_start:
+            idx = np.abs(idx)
+        ok = (idx >= self.start) & (idx < self.end)
+        out = np.zeros(len(idx), np.float32)
+        out[ok] = self.data[idx[ok] - self.start]
+        return out
+
+
+class FeatureStream:
+    """Frames of a feature extractor computed from a signal that arrives in blocks.
+
+    :meth:`push` takes 1-D float32 samples at the extractor's ``sample_rate`` and returns the
+    frames that became final, time first: ``(new_frames, k)``. For a true stream
+    (:meth:`FeatureExtractor.stream`) ``k = n_features`` and the frames are the rows of
+    ``forward(whole_signal).T``; for a block plan (:meth:`FeatureExtractor.block_stream`) they
+    may be intermediate frames that :meth:`finish` turns into features once all are known.
+
+    Subclasses implement :meth:`push` and :meth:`reset`, and :meth:`samples_needed` when a frame
+    needs more than its own hop of samples.
+
+    Example:
+        >>> from speechface.features import create_features
+        >>> fs = create_features("logmel").stream()
+        >>> fs.push(np.zeros(1000, np.float32)).shape, fs.push(np.zeros(600, np.float32)).shape
+        (torch.Size([1, 80]), torch.Size([1, 80]))
+    """
+
+    def __init__(self, extractor: FeatureExtractor) -> None:
+        self.extractor = extractor
+        self.frames = 0  # frames returned so far
+
+    def reset(self) -> None:
+        """Forget all samples: start a new signal."""
+        self.frames = 0
+
+    def push(self, samples: np.ndarray, final: bool = False) -> torch.Tensor:
+        """Append samples; return the ``(new_frames, k)`` frames that are final.
+
+        With ``final=True`` the signal ends after ``samples``: the remaining frames
+        (``num_frames(total)`` in all) are returned.
+        """
+        raise NotImplementedError
+
+    def finish(self, frames: torch.Tensor) -> torch.Tensor:
+        """All pushed frames ``(frames, k)`` -> features ``(frames, n_features)`` (identity here)."""
+        return frames
+
+    def samples_needed(self, frames: int) -> int:
+        """Samples after which :meth:`push` has returned ``frames`` frames (``frames * hop``)."""
+        return max(0, int(frames)) * self.extractor.hop_length
+
+    def _empty(self, k: int | None = None) -> torch.Tensor:
+        return torch.zeros(0, self.extractor.n_features if k is None else k)
+
+
+class WholeInputStream(FeatureStream):
+    """The fallback block plan: keep every sample and run ``forward`` once at the end.
+
+    Memory grows with the input (4 bytes per sample); extractors that can do better override
+    :meth:`FeatureExtractor.block_stream`.
+    """
+
+    def reset(self) -> None:
+        super().reset()
+        self.parts: list[np.ndarray] = []
+
+    def __init__(self, extractor: FeatureExtractor) -> None:
+        super().__init__(extractor)
+        self.reset()
+
+    def push(self, samples: np.ndarray, final: bool = False) -> torch.Tensor:
+        if len(samples):
+            self.parts.append(np.asarray(samples, np.float32))
+        if not final:
+            return self._empty()
+        wave = torch.from_numpy(np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32))
+        self.parts = []
+        dev = next((b.device for b in self.extractor.buffers()), torch.device("cpu"))
+        out = self.extractor(wave.to(dev)).T
+        self.frames += len(out)
+        return out
+
+
+def overlap_windows(fn: Callable[[torch.Tensor], torch.Tensor], wave: torch.Tensor, hop: int,
+                    window_frames: int, context_frames: int) -> torch.Tensor:
+    """Apply ``fn`` to a long signal in overlapping windows and keep each window's centre.
+
+    Window ``w`` covers frames ``[w*W - C, (w+1)*W + C)`` (``W = window_frames``,
+    ``C = context_frames``, clipped to the signal); ``fn`` maps its samples
+    ``(n * hop,)`` to ``(k, n)`` frames and the central ``W`` frames are kept, so every kept
+    frame saw at least ``C`` frames of context on each side (less only at the signal's ends).
+    :class:`OverlapWindowStream` computes exactly the same windows block by block.
+
+    Args:
+        fn: samples ``(time,)`` -> frames ``(k, time // hop)``.
+        wave: ``(time,)`` samples.
+        hop: samples per frame.
+        window_frames, context_frames: ``W`` and ``C`` above.
+
+    Returns:
+        ``(k, time // hop)`` frames.
+
+    Example:
+        >>> f = lambda x: x.reshape(-1, 2).sum(1)[None]         # 2 samples per frame, k = 1
+        >>> overlap_windows(f, torch.arange(12.0), 2, 2, 1).tolist()
+        [[1.0, 5.0, 9.0, 13.0, 17.0, 21.0]]
+    """
+    total = wave.shape[-1] // hop
+    outs = []
+    for a in range(0, total, window_frames):
+        b = min(a + window_frames, total)
+        lo, hi = max(0, a - context_frames), min(total, b + context_frames)
+        y = fn(wave[..., lo * hop:hi * hop])
+        outs.append(y[..., a - lo:b - lo])
+    if not outs:
+        return fn(wave[..., :0])
+    return torch.cat(outs, dim=-1)
+
+
+class OverlapWindowStream(FeatureStream):
+    """Block plan of an extractor whose ``forward`` is :func:`overlap_windows` of ``fn``.
+
+    Each window is computed once its samples (``window + context`` frames past its start) have
+    arrived; memory holds one window. The latency is ``window_frames + context_frames`` frames.
+
+    Args:
+        extractor: the feature extractor (its ``hop_length``).
+        fn: samples ``(time,)`` -> ``(k, time // hop)`` frames, as given to
+            :func:`overlap_windows` by the extractor's ``forward``.
+        window_frames, context_frames: as for :func:`overlap_windows`.
+    """
+
+    def __init__(self, extractor: FeatureExtractor, fn: Callable[[torch.Tensor], torch.Tensor],
+                 window_frames: int, context_frames: int) -> None:
+        super().__init__(extractor)
+        if window_frames < 1 or context_frames < 0:
+            raise ValueError(f"need window_frames >= 1 and context_frames >= 0, got "
+                             f"{window_frames}, {context_frames}")
+        self.fn = fn
+        self.window, self.context = int(window_frames), int(context_frames)
+        self.reset()
+
+    def reset(self) -> None:
+        super().reset()
+        self.buf = SampleBuffer()
+
+    def samples_needed(self, frames: int) -> int:
+        if frames <= 0:
+            return 0
+        windows = -(-int(frames) // self.window)
+        return (windows * self.window + self.context) * self.extractor.hop_length
+
+    def push(self, samples: np.ndarray, final: bool = False) -> torch.Tensor:
+        self.buf.append(np.asarray(samples, np.float32))
+        hop, w, c = self.extractor.hop_length, self.window, self.context
+        have = self.buf.end // hop  # frames that exist so far
+        outs = []
+        while True:
+            a = self.frames
+            if a >= have or (not final and have < a + w + c):
+                break
+            b = min(a + w, have)
+            lo, hi = max(0, a - c), min(have, b + c) if final else b + c
+            seg = torch.from_numpy(self.buf.take(lo * hop, hi * hop).copy())
+            dev = next((x.device for x in self.extractor.buffers()), torch.device("cpu"))
+            outs.append(self.fn(seg.to(dev))[..., a - lo:b - lo].T)
+            self.frames = b
+            self.buf.trim(max(0, b - c) * hop)
+        return torch.cat(outs) if outs else self._empty()
 
 
 class FeatureExtractor(nn.Module):
@@ -94,6 +326,45 @@ class FeatureExtractor(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+
+    # ------------------------------------------------------------------ streaming protocol
+    def stream_reason(self) -> str | None:
+        """Why this extractor cannot stream with bounded latency, or ``None`` when it can.
+
+        The default: it can when the subclass implements :meth:`stream`.
+
+        Example:
+            >>> create_features("logmel").stream_reason() is None
+            True
+        """
+        if type(self).stream is FeatureExtractor.stream:
+            return f"its feature extractor {self.name!r} has no streaming implementation"
+        return None
+
+    def stream(self) -> FeatureStream:
+        """A :class:`FeatureStream` giving ``forward``'s frames as the samples arrive.
+
+        Raises:
+            NotImplementedError: the extractor cannot stream (:meth:`stream_reason` says why).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot stream: {self.stream_reason()}")
+
+    def block_stream(self) -> FeatureStream:
+        """How a long input is processed block by block (see the module docstring).
+
+        Default: :meth:`stream` when the extractor streams, else :class:`WholeInputStream`.
+        Whatever it returns, ``finish(cat(push(block) ...))`` equals ``forward(whole).T``.
+
+        Example:
+            >>> fx = create_features("mfcc")
+            >>> fs = fx.block_stream()
+            >>> parts = [fs.push(np.zeros(8000, np.float32)), fs.push(np.zeros(0), final=True)]
+            >>> fs.finish(torch.cat(parts)).shape
+            torch.Size([12, 39])
+        """
+        if self.stream_reason() is None:
+            return self.stream()
+        return WholeInputStream(self)
 
     def _frames_input(self, wave: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
         """Check ``wave`` and flatten it to ``(batch, time)``; return it and the leading shape."""

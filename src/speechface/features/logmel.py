@@ -9,14 +9,16 @@ in plain torch (torchaudio is not a dependency), minus its last frame (see :clas
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..registry import FEATURES
-from .base import FeatureExtractor
+from .base import FeatureExtractor, FeatureStream, SampleBuffer
 
-__all__ = ["LogMel", "hz_to_mel", "mel_to_hz", "melscale_fbanks"]
+__all__ = ["LogMel", "MelPower", "MelPowerStream", "hz_to_mel", "mel_to_hz", "melscale_fbanks"]
 
 
 def hz_to_mel(freq: float) -> float:
@@ -69,8 +71,16 @@ def melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int,
     return torch.max(torch.zeros(1), torch.min(down_slopes, up_slopes))
 
 
-class _MelPower(nn.Module):
-    """Centred STFT power -> mel power, ``(batch, time) -> (batch, n_mels, time // hop)``."""
+class MelPower(nn.Module):
+    """Centred STFT power -> mel power, ``(batch, time) -> (batch, n_mels, time // hop)``.
+
+    The spectrogram shared by :class:`LogMel` and :class:`~speechface.features.MFCC`; see
+    :class:`LogMel` for the framing. Its block-wise twin is :class:`MelPowerStream`.
+
+    Example:
+        >>> MelPower(16000, 640, 1024, 640, 80, 0.0, 8000.0, 2.0)(torch.zeros(2, 16000)).shape
+        torch.Size([2, 80, 25])
+    """
 
     def __init__(self, sample_rate: int, hop_length: int, n_fft: int, win_length: int,
                  n_mels: int, f_min: float, f_max: float, power: float) -> None:
@@ -106,6 +116,70 @@ class _MelPower(nn.Module):
                           return_complex=True)  # (batch, freq, time // hop + 1)
         spec = spec[..., :n_frames].abs().pow(self.power)
         return torch.matmul(spec.transpose(-1, -2), self.fb).transpose(-1, -2)
+
+
+class MelPowerStream(FeatureStream):
+    """:class:`MelPower` frame by frame, then ``post`` (the extractor's rest) on each block.
+
+    Frame ``n`` is the STFT frame centred on sample ``n * hop``; it is computed from the samples
+    under the non-zero part of its (zero-padded) window, ``[n*hop - 320, n*hop + 320)`` with the
+    defaults, so it is final once those arrived. Frame 0 gets the reflect padding
+    ``x[-k] = x[k]`` of the centred STFT; at the end (``final=True``) the reflect padding past
+    the last sample is reproduced. Samples outside a frame's support meet a zero window.
+
+    Args:
+        extractor: the feature extractor (:class:`LogMel` or :class:`~speechface.features.MFCC`).
+        spectrogram: its :class:`MelPower`.
+        post: mel power ``(frames, n_mels)`` -> the frames this stream returns (``None``: the
+            mel power itself).
+    """
+
+    def __init__(self, extractor: FeatureExtractor, spectrogram: MelPower,
+                 post: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        super().__init__(extractor)
+        sp = spectrogram
+        self.sp = sp
+        self.post = post
+        self.hop, self.n_fft = int(sp.hop_length), int(sp.n_fft)
+        self.pad = self.n_fft // 2
+        full = torch.zeros(self.n_fft)
+        left = (self.n_fft - int(sp.win_length)) // 2
+        full[left:left + int(sp.win_length)] = sp.window.detach().cpu().float()
+        nz = torch.nonzero(full).flatten()
+        # frame n reads samples [n*hop + first, n*hop + last] (the non-zero window)
+        self.first = int(nz[0]) - self.pad if len(nz) else 0
+        self.last = int(nz[-1]) - self.pad if len(nz) else 0
+        self.reset()
+
+    def reset(self) -> None:
+        super().reset()
+        self.buf = SampleBuffer()
+
+    def push(self, samples: np.ndarray, final: bool = False) -> torch.Tensor:
+        self.buf.append(np.asarray(samples, np.float32))
+        n = self.buf.end
+        if final:
+            count = n // self.hop
+        else:
+            count = min(n // self.hop, max(0, (n - 1 - self.last) // self.hop + 1))
+            if -self.first >= n:  # frame 0's reflect padding not there yet
+                count = 0
+        a, b = self.frames, count
+        sp = self.sp
+        if b <= a:
+            mel = torch.zeros(0, sp.fb.shape[1], device=sp.fb.device)
+        else:
+            seg = self.buf.take(a * self.hop - self.pad, (b - 1) * self.hop - self.pad + self.n_fft,
+                                total=n if final else None, reflect_start=True)
+            wave = torch.from_numpy(np.ascontiguousarray(seg))[None].to(sp.window.device)
+            spec = torch.stft(wave.to(sp.window.dtype), n_fft=self.n_fft, hop_length=self.hop,
+                              win_length=sp.win_length, window=sp.window, center=False,
+                              normalized=False, onesided=True, return_complex=True)
+            power = spec.abs().pow(sp.power)
+            mel = torch.matmul(power.transpose(-1, -2), sp.fb)[0]  # (frames, n_mels)
+            self.frames = b
+            self.buf.trim(max(0, b * self.hop - self.pad))
+        return mel if self.post is None else self.post(mel)
 
 
 @FEATURES.register("logmel")
@@ -160,7 +234,7 @@ class LogMel(FeatureExtractor):
         self.power = float(power)
         self.log_offset = float(log_offset)
         self.n_features = self.n_mels
-        self.spectrogram = _MelPower(
+        self.spectrogram = MelPower(
             self.sample_rate, self.hop_length, self.n_fft, self.win_length or self.hop_length,
             self.n_mels, self.f_min,
             self.f_max if self.f_max is not None else float(self.sample_rate // 2), self.power)
@@ -176,6 +250,28 @@ class LogMel(FeatureExtractor):
         mel = self.spectrogram(x)
         return mel.reshape(*lead, *mel.shape[-2:])
 
+    def from_mel_power(self, mel: torch.Tensor) -> torch.Tensor:
+        """Mel power (any shape) -> log mel energies, element-wise: ``log(mel + log_offset)``.
+
+        Example:
+            >>> round(LogMel().from_mel_power(torch.zeros(1)).item(), 4)     # log(1e-6)
+            -13.8155
+        """
+        return torch.log(mel + self.log_offset)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """``(..., time)`` float samples -> ``(..., n_mels, frames)`` log mel energies."""
-        return torch.log(self.mel_power(wave) + self.log_offset)
+        return self.from_mel_power(self.mel_power(wave))
+
+    def stream(self) -> MelPowerStream:
+        """Log mel frames as the samples arrive (same values as :meth:`forward`).
+
+        A frame is final once the samples under its window arrived: ``(n + 1) * hop`` samples
+        give ``n + 1`` frames with the defaults.
+
+        Example:
+            >>> fs = LogMel().stream()
+            >>> [len(fs.push(np.zeros(k, np.float32))) for k in (639, 1, 640)]
+            [0, 1, 1]
+        """
+        return MelPowerStream(self, self.spectrogram, self.from_mel_power)

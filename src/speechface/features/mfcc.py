@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np  # noqa: F401  (used by the doctests)
 import torch
 
 from ..registry import FEATURES
-from .base import FeatureExtractor
-from .logmel import _MelPower
+from .base import FeatureExtractor, FeatureStream
+from .logmel import MelPower, MelPowerStream
 
 __all__ = ["MFCC", "create_dct", "amplitude_to_db", "compute_deltas"]
 
@@ -146,19 +147,58 @@ class MFCC(FeatureExtractor):
         self.deltas = int(deltas)
         self.delta_win_length = int(delta_win_length)
         self.n_features = self.n_mfcc * (1 + self.deltas)
-        self.spectrogram = _MelPower(
+        self.spectrogram = MelPower(
             self.sample_rate, self.hop_length, self.n_fft, self.win_length or self.hop_length,
             self.n_mels, self.f_min,
             self.f_max if self.f_max is not None else float(self.sample_rate // 2), 2.0)
         self.register_buffer("dct_mat", create_dct(self.n_mfcc, self.n_mels), persistent=False)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """``(..., time)`` float samples -> ``(..., n_features, frames)``."""
-        x, lead = self._frames_input(wave)
-        mel_db = amplitude_to_db(self.spectrogram(x), self.top_db)  # (batch, n_mels, frames)
+    def from_mel_power(self, mel: torch.Tensor) -> torch.Tensor:
+        """Mel power ``(batch, n_mels, frames)`` of a *whole* clip -> ``(batch, n_features,
+        frames)``: dB with the clip-wide floor, DCT, deltas (the rest of :meth:`forward`).
+
+        Example:
+            >>> MFCC().from_mel_power(torch.ones(1, 40, 7)).shape
+            torch.Size([1, 39, 7])
+        """
+        mel_db = amplitude_to_db(mel, self.top_db)  # (batch, n_mels, frames)
         mfcc = torch.matmul(mel_db.transpose(-1, -2), self.dct_mat).transpose(-1, -2)
         parts = [mfcc]
         for _ in range(self.deltas):
             parts.append(compute_deltas(parts[-1], self.delta_win_length))
-        out = torch.cat(parts, dim=-2)
+        return torch.cat(parts, dim=-2)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(..., time)`` float samples -> ``(..., n_features, frames)``."""
+        x, lead = self._frames_input(wave)
+        out = self.from_mel_power(self.spectrogram(x))
         return out.reshape(*lead, *out.shape[-2:])
+
+    def stream_reason(self) -> str | None:
+        """MFCCs cannot stream: the dB floor is ``top_db`` below the maximum of the whole clip,
+        and the deltas look ahead (no streaming implementation)."""
+        if self.top_db is not None:
+            return ("its MFCC features are floored at top_db below the maximum of the whole "
+                    "clip, which is only known at the end")
+        return "its MFCC deltas have no streaming implementation"
+
+    def block_stream(self) -> FeatureStream:
+        """Long inputs: mel power block by block (bounded by ``n_mels`` floats per frame), then
+        :meth:`from_mel_power` on the whole mel sequence in :meth:`FeatureStream.finish`.
+
+        Example:
+            >>> fs = MFCC().block_stream()
+            >>> mel = torch.cat([fs.push(np.zeros(16000, np.float32), final=True)])
+            >>> mel.shape, fs.finish(mel).shape
+            (torch.Size([25, 40]), torch.Size([25, 39]))
+        """
+        return _MFCCBlocks(self, self.spectrogram)
+
+
+class _MFCCBlocks(MelPowerStream):
+    """Mel power frames block by block; :meth:`finish` applies the rest of ``MFCC.forward``."""
+
+    extractor: MFCC
+
+    def finish(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.extractor.from_mel_power(frames.T[None])[0].T

@@ -29,29 +29,25 @@ Adding an architecture = one class and one decorator::
             return a * img + (1 - a) * x[:, :3].tanh(), a
 
 The constructor's arguments are recorded in ``hparams`` by the same mechanism as
-:class:`~speechface.estimators.Estimator` (``ImageTranslator`` subclasses it for exactly that)
-and written to ``config.json``.
+:class:`~speechface.estimators.Estimator` (both subclass the registered-network base) and
+written to ``config.json``; loading and saving are those of every model family
+(:class:`~speechface.hub.PretrainedModel`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .. import __version__
+from .._hparams import Network
 from ..errors import ImageError, ModelError
-from ..estimators.base import Estimator, count_parameters
-from ..hub import PretrainedMixin, config_errors, load_state, locate_pretrained, read_config
+from ..hub import PretrainedModel
 from ..registry import TRANSLATORS
-from ..spaces import Space
+from ..spaces import Space, get_space
 
 __all__ = ["ImageTranslator", "Translator", "FORMAT", "identity_grid", "warp_image"]
 
@@ -87,12 +83,10 @@ def warp_image(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-class ImageTranslator(Estimator):
+class ImageTranslator(Network):
     """Base class of the image translation networks (registry ``TRANSLATORS``).
 
-    It reuses :class:`~speechface.estimators.Estimator` only for its bookkeeping: constructor
-    arguments recorded in ``hparams``, the conditioning ``space`` and ``arch``; the input is an
-    image, not feature frames (``in_features`` is the 3 colour channels).
+    Constructor arguments are recorded in ``hparams``; ``arch`` is the registry name.
 
     Args:
         space: conditioning space (``"au17"``, ``"emotion8"`` or ``"landmarks68"``);
@@ -102,11 +96,11 @@ class ImageTranslator(Estimator):
     Subclasses implement ``forward(img, cond) -> (out, attention)`` (see the module docstring).
     """
 
-    frame_level: ClassVar[bool] = False
     default_space: ClassVar[str] = "au17"
 
     def __init__(self, space: str = "au17", image_size: int = 128) -> None:
-        super().__init__(in_features=3, space=space)
+        super().__init__()
+        self.space: Space = get_space(space)
         if self.space.name not in ("au17", "emotion8", "landmarks68"):
             raise ValueError(f"an image translator is conditioned on au17, emotion8 or "
                              f"landmarks68, not {self.space.name!r}")
@@ -187,18 +181,7 @@ class ImageTranslator(Estimator):
 
     def extra_repr(self) -> str:
         return (f"space={self.space.name}, image_size={self.image_size}, "
-                f"params={count_parameters(self):,}")
-
-
-@contextlib.contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
-    was = module.training
-    module.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        module.train(was)
+                f"params={self.num_parameters():,}")
 
 
 def _as_faces(faces: Any) -> tuple[torch.Tensor, bool]:
@@ -233,10 +216,11 @@ def _as_faces(faces: Any) -> tuple[torch.Tensor, bool]:
                      f"got {type(faces).__name__}")
 
 
-class Translator(PretrainedMixin, nn.Module):
+class Translator(PretrainedModel):
     """A trained (or random) image translation network, ready to animate faces.
 
-    Build one with :meth:`create` (random weights) or :meth:`from_pretrained`.
+    Build one with :meth:`create` (random weights) or :meth:`from_pretrained`; loading, saving
+    and publishing are those of :class:`~speechface.hub.PretrainedModel`.
 
     Args:
         network: a registered :class:`ImageTranslator`.
@@ -252,15 +236,18 @@ class Translator(PretrainedMixin, nn.Module):
         ((1, 128, 128, 3), dtype('uint8'))
     """
 
+    kind: ClassVar[str] = "translator"
+    registry = TRANSLATORS
+    default_model: ClassVar[str | None] = "translator"
+    config_format: ClassVar[str] = FORMAT
+    card_tags: ClassVar[tuple[str, ...]] = ("gan", "face-animation", "facial-action-units")
+    network: ImageTranslator
+
     def __init__(self, network: ImageTranslator, *, name: str | None = None,
                  pretrained: bool = False, info: dict[str, Any] | None = None) -> None:
-        super().__init__()
         if not isinstance(network, ImageTranslator):
             raise ModelError(f"network must be an ImageTranslator, got {type(network).__name__}")
-        self.network = network
-        self.name = name or f"{network.arch}.{network.space.name}"
-        self.pretrained = pretrained
-        self.info = dict(info or {})
+        super().__init__(network, name=name, pretrained=pretrained, info=info)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -283,79 +270,41 @@ class Translator(PretrainedMixin, nn.Module):
         return cls(network, name=name, pretrained=False)
 
     @classmethod
-    def from_pretrained(cls: type[T], name_or_path: str | os.PathLike[str] | None = None, *,
-                        revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
-                        local_files_only: bool | None = None, token: str | None = None,
-                        device: str | torch.device | None = None) -> T:
-        """Load trained weights: a packaged model name, a local folder or a Hub repo id.
-
-        With no argument the packaged default translator is loaded (offline):
-        ``DEFAULT_MODELS["translator"]``, else the first packaged model of kind translator.
-
-        Raises:
-            ModelError: unknown name, an architecture name, missing/corrupt files or a config
-                of another kind (e.g. an estimator).
-        """
+    def default_model_name(cls) -> str:
+        """``DEFAULT_MODELS["translator"]``, else the first packaged model of kind translator."""
         from ..pretrained import DEFAULT_MODELS, list_pretrained
 
-        if name_or_path is None:
-            name_or_path = DEFAULT_MODELS.get("translator")
-            if name_or_path is None:
-                packaged = list_pretrained("translator")
-                if not packaged:
-                    raise ModelError("no packaged translator in this version; pass a model "
-                                     "folder or Hub repo id")
-                name_or_path = packaged[0]
-        folder = locate_pretrained(name_or_path, TRANSLATORS, "translator", cls.__name__,
-                                   revision=revision, cache_dir=cache_dir,
-                                   local_files_only=local_files_only, token=token)
-        model = cls._from_folder(folder)
-        if device is not None:
-            model.to(device)
-        return model
+        name = DEFAULT_MODELS.get("translator")
+        if name is None:
+            packaged = list_pretrained("translator")
+            if not packaged:
+                raise ModelError("no packaged translator in this version; pass a model "
+                                 "folder or Hub repo id")
+            name = packaged[0]
+        return name
 
     @classmethod
-    def _from_folder(cls: type[T], folder: Path) -> T:
-        cfg = read_config(folder, kind="translator")
-        where = folder / "config.json"
-        if cfg.get("kind") != "translator":
-            raise ModelError(f"{where}: not a translator config (kind={cfg.get('kind')!r})")
-        with config_errors(where, cfg.get("architecture")):
-            network = TRANSLATORS.create(cfg["architecture"], space=cfg.get("space", "au17"),
-                                         **cfg.get("model_args", {}))
-        labels = cfg.get("labels")
-        if labels is not None and list(labels) != list(network.space.labels):
-            raise ModelError(f"{where}: label names do not match space {network.space.name!r}")
-        model = cls(network, name=cfg.get("name"), pretrained=bool(cfg.get("pretrained")),
-                    info=cfg.get("info"))
-        load_state(model, folder)
-        model.eval()
-        return model
+    def from_config(cls: type[T], config: dict[str, Any], where: Path) -> T:
+        """Build the translator a ``config.json`` describes (random weights)."""
+        if config.get("kind") != "translator":
+            raise ModelError(f"not a translator config (kind={config.get('kind')!r})")
+        network = TRANSLATORS.create(config["architecture"], space=config.get("space", "au17"),
+                                     **config.get("model_args", {}))
+        return cls(network, name=config.get("name"), pretrained=bool(config.get("pretrained")),
+                   info=config.get("info"))
 
-    def config(self) -> dict[str, Any]:
-        """The ``config.json`` content of this model (``"kind": "translator"``)."""
+    def extra_config(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
-            "kind": "translator",
-            "speechface_version": __version__,
-            "name": self.name,
-            "architecture": self.network.arch,
-            "model_args": {k: v for k, v in self.network.hparams.items() if k != "space"},
             "space": self.space.name,
             "labels": list(self.space.labels),
             "image_size": self.image_size,
             "condition_normalization": "(c - low) / (high - low) inside the network "
                                        f"(low={self.space.low}, high={self.space.high})",
-            "pretrained": self.pretrained,
-            "info": self.info,
         }
 
-    def model_card(self) -> str:
-        """A minimal model card; the packaged model ships a fuller one."""
-        state = "trained" if self.pretrained else "untrained (random weights)"
-        return (f"---\nlibrary_name: speechface\ntags: [gan, face-animation, facial-action-units]"
-                f"\n---\n\n# {self.name}\n\n{self.network.arch} image translator conditioned on "
-                f"{self.space.name}, {self.image_size}x{self.image_size} px; {state}.\n")
+    def card_summary(self) -> str:
+        return (f"{self.network.arch} image translator conditioned on {self.space.name}, "
+                f"{self.image_size}x{self.image_size} px")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -447,7 +396,7 @@ class Translator(PretrainedMixin, nn.Module):
         s = self.image_size
         outs: list[np.ndarray] = []
         atts: list[np.ndarray] = []
-        with _eval_mode(self):
+        with self.eval_mode():
             dev = self.device
             small_one = None
             if n_img == 1:
