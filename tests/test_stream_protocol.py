@@ -90,21 +90,55 @@ def test_mfcc_says_why_it_cannot_stream_but_has_a_bounded_block_plan() -> None:
     assert plan.push(np.zeros(6400, np.float32)).shape[1] == fx.n_mels  # mel power per block
 
 
-def test_overlap_windows_and_their_stream_agree(speech: np.ndarray) -> None:
+@pytest.mark.parametrize("window,overlap", [(7, 3), (20, 4), (9, 0), (30, 29)])
+def test_overlap_windows_and_their_stream_agree(window: int, overlap: int,
+                                                speech: np.ndarray) -> None:
     fx = create_features("logmel")
 
     def per_window(wave: torch.Tensor) -> torch.Tensor:  # context matters: window-wise centring
         y = fx(wave)
         return y - y.mean(dim=-1, keepdim=True)
 
-    x = speech[:50_000]
-    whole = overlap_windows(per_window, torch.from_numpy(x), 640, 7, 3)
-    assert whole.shape == (80, len(x) // 640)
-    fs = OverlapWindowStream(fx, per_window, 7, 3)
-    for seed in range(3):
-        fs.reset()
-        torch.testing.assert_close(_pushed(fs, x, seed), whole.T, atol=1e-4, rtol=1e-5)
-    assert fs.samples_needed(1) == (7 + 3) * 640
+    for n in (50_000, 50_000 + 640 * 3 + 17, 640 * window, 640 * (window + 1) + 5, 3000):
+        x = speech[:n]
+        whole = overlap_windows(per_window, torch.from_numpy(x)[None], 640, window, overlap)[0]
+        assert whole.shape == (80, n // 640)
+        fs = OverlapWindowStream(fx, per_window, window, overlap)
+        for seed in range(2):
+            fs.reset()
+            torch.testing.assert_close(_pushed(fs, x, seed), whole.T, atol=1e-4, rtol=1e-5)
+
+
+def test_overlap_window_stream_returns_frames_before_the_end() -> None:
+    fx = create_features("logmel")
+    fs = OverlapWindowStream(fx, fx, 10, 4)
+    got, pushed = 0, 0
+    for _ in range(40):
+        got += len(fs.push(np.zeros(640, np.float32)))
+        pushed += 640
+        assert pushed >= fs.samples_needed(got)  # never later than promised
+        assert got == 0 or pushed < fs.samples_needed(got + 1)
+    assert got >= 40 - 10 - 4
+    got += len(fs.push(np.zeros(0, np.float32), final=True))
+    assert got == 40
+
+
+def test_whisper_features_take_long_input_in_windows(speech: np.ndarray) -> None:
+    fx = create_features("whisper", window_seconds=2.0, overlap_seconds=0.4)
+    assert "whole encoder window" in fx.stream_reason()
+    x = speech[:16000 * 6 + 321]
+    ref = fx(torch.from_numpy(x)).T
+    plan = fx.block_stream()
+    assert isinstance(plan, OverlapWindowStream)
+    got = _pushed(plan, x, 4)
+    assert got.shape == ref.shape == (len(x) // 640, 384)
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+    est = SpeechEstimator.create("cnn", feature="whisper",
+                                 feature_args={"window_seconds": 2.0, "overlap_seconds": 0.4})
+    with pytest.raises(StreamingError, match="whole encoder window"):
+        est.stream()
+    np.testing.assert_allclose(est.predict(x, 16000, chunk_seconds=0.7).values,
+                               est.predict(x, 16000).values, atol=1e-5, rtol=0)
 
 
 # --------------------------------------------------------------------------- new extractors
@@ -151,7 +185,7 @@ class _EnergyStream(FeatureStream):
 
 
 class _Windowed(FeatureExtractor):
-    """A Whisper-like extractor: log-mel centred over 2 s windows with 0.4 s of context."""
+    """A Whisper-like extractor: log-mel centred over 2 s windows overlapping by 0.4 s."""
 
     n_features = 80
 
@@ -167,7 +201,9 @@ class _Windowed(FeatureExtractor):
         return "it works on 2 s windows (block processing only)"
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return overlap_windows(self._window, wave, self.hop_length, 50, 10)
+        x, lead = self._frames_input(wave)
+        out = overlap_windows(self._window, x, self.hop_length, 50, 10)
+        return out.reshape(*lead, *out.shape[-2:])
 
     def block_stream(self) -> FeatureStream:
         return OverlapWindowStream(self, self._window, 50, 10)

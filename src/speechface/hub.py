@@ -304,8 +304,10 @@ class PretrainedModel(nn.Module):
 
         Args:
             name_or_path: a local folder, a packaged model name or a Hub repo id ``owner/name``.
-            revision, cache_dir, local_files_only, token: Hub options
-                (see :func:`resolve_model_dir`).
+            revision: Hub branch, tag or commit.
+            cache_dir: Hub cache directory (default: huggingface_hub's).
+            local_files_only: only look in the Hub cache (default: ``HF_HUB_OFFLINE`` decides).
+            token: Hub token for private repositories.
             device: move the model there.
 
         Raises:

@@ -521,9 +521,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 def _load_estimator(args: argparse.Namespace) -> Any:
     from .pretrained import DEFAULT_MODELS
-    from .speech import SpeechEstimator, _class_for
+    from .speech import SpeechEstimator, estimator_class
 
-    cls = _class_for(args.space)
+    cls = estimator_class(args.space)
     if args.random_weights:
         return cls.create(args.random_weights, space=args.space)
     if args.model is None and args.space not in DEFAULT_MODELS:

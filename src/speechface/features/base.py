@@ -18,8 +18,8 @@ blocks, so that :mod:`speechface.streaming` and :mod:`speechface.longform` only 
   :meth:`FeatureStream.finish` step on the whole intermediate sequence (MFCC: mel power blocks,
   then the clip-wide dB floor, DCT and deltas), or, as the last resort, the whole input
   buffered (:class:`WholeInputStream`). An extractor that works on long windows with overlap
-  (a Whisper-style encoder) returns an :class:`OverlapWindowStream` and computes ``forward``
-  with the same windows (:func:`overlap_windows`), so both give the same frames.
+  (the Whisper encoder) returns an :class:`OverlapWindowStream` and computes ``forward`` with
+  the same windows (:func:`overlap_windows`), so both give the same frames.
 
 A new extractor is one file and one decorator; implementing :meth:`FeatureExtractor.stream`
 (or :meth:`FeatureExtractor.block_stream`) is optional.
@@ -28,7 +28,7 @@ A new extractor is one file and one decorator; implementing :meth:`FeatureExtrac
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -165,94 +165,153 @@ class WholeInputStream(FeatureStream):
         return out
 
 
-def overlap_windows(fn: Callable[[torch.Tensor], torch.Tensor], wave: torch.Tensor, hop: int,
-                    window_frames: int, context_frames: int) -> torch.Tensor:
-    """Apply ``fn`` to a long signal in overlapping windows and keep each window's centre.
+def _window_plan(n: int, window: int, overlap: int, start: int = 0
+                 ) -> Iterator[tuple[int, int, int, int]]:
+    """The windows of :func:`overlap_windows` from window start ``start`` on, for ``n`` frames:
+    ``(first frame, end frame, keep from, keep to)`` (keep range relative to the window)."""
+    step = window - overlap
+    while True:
+        end = min(start + window, n)
+        start = max(0, end - window)  # the last window: full length, ending at the end
+        keep_from = 0 if start == 0 else overlap // 2
+        keep_to = end - start if end == n else window - (overlap - overlap // 2)
+        yield start, end, keep_from, keep_to
+        if end == n:
+            return
+        start += step
 
-    Window ``w`` covers frames ``[w*W - C, (w+1)*W + C)`` (``W = window_frames``,
-    ``C = context_frames``, clipped to the signal); ``fn`` maps its samples
-    ``(n * hop,)`` to ``(k, n)`` frames and the central ``W`` frames are kept, so every kept
-    frame saw at least ``C`` frames of context on each side (less only at the signal's ends).
-    :class:`OverlapWindowStream` computes exactly the same windows block by block.
+
+def overlap_windows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, hop: int,
+                    window: int, overlap: int) -> torch.Tensor:
+    """Apply ``fn`` to a long signal in overlapping windows and stitch the kept frames.
+
+    Up to ``window`` frames go to ``fn`` at once. Longer input: windows of ``window`` frames
+    start every ``window - overlap`` frames; each keeps its frames but the outer
+    ``overlap // 2`` (first window: from frame 0; last window: moved back to end at the
+    signal's end, kept to the end, and written last). Every kept frame so has about
+    ``overlap / 2`` frames of context on both sides, except at the signal's ends.
+    :class:`OverlapWindowStream` computes exactly the same frames block by block.
 
     Args:
-        fn: samples ``(time,)`` -> frames ``(k, time // hop)``.
-        wave: ``(time,)`` samples.
+        fn: samples ``(batch, n * hop)`` -> frames ``(batch, k, n)``.
+        x: ``(batch, time)`` samples.
         hop: samples per frame.
-        window_frames, context_frames: ``W`` and ``C`` above.
+        window: frames per window.
+        overlap: frames shared by consecutive windows (``0 <= overlap < window``).
 
     Returns:
-        ``(k, time // hop)`` frames.
+        ``(batch, k, time // hop)`` frames.
 
     Example:
-        >>> f = lambda x: x.reshape(-1, 2).sum(1)[None]         # 2 samples per frame, k = 1
-        >>> overlap_windows(f, torch.arange(12.0), 2, 2, 1).tolist()
-        [[1.0, 5.0, 9.0, 13.0, 17.0, 21.0]]
+        >>> f = lambda x: x.reshape(1, 1, -1, 2).sum(-1)          # 2 samples per frame, k = 1
+        >>> overlap_windows(f, torch.arange(12.0)[None], 2, 4, 2).tolist()
+        [[[1.0, 5.0, 9.0, 13.0, 17.0, 21.0]]]
     """
-    total = wave.shape[-1] // hop
-    outs = []
-    for a in range(0, total, window_frames):
-        b = min(a + window_frames, total)
-        lo, hi = max(0, a - context_frames), min(total, b + context_frames)
-        y = fn(wave[..., lo * hop:hi * hop])
-        outs.append(y[..., a - lo:b - lo])
-    if not outs:
-        return fn(wave[..., :0])
-    return torch.cat(outs, dim=-1)
+    if not 0 <= overlap < window:
+        raise ValueError(f"need 0 <= overlap < window, got overlap={overlap}, window={window}")
+    n = x.shape[-1] // hop
+    if n <= window:
+        return fn(x[..., :n * hop])
+    out: torch.Tensor | None = None
+    for start, end, keep_from, keep_to in _window_plan(n, window, overlap):
+        y = fn(x[..., start * hop:end * hop])
+        if out is None:
+            out = y.new_empty(*y.shape[:-1], n)
+        out[..., start + keep_from:start + keep_to] = y[..., keep_from:keep_to]
+    assert out is not None
+    return out
 
 
 class OverlapWindowStream(FeatureStream):
-    """Block plan of an extractor whose ``forward`` is :func:`overlap_windows` of ``fn``.
+    """The frames of :func:`overlap_windows`, computed block by block (one window in memory).
 
-    Each window is computed once its samples (``window + context`` frames past its start) have
-    arrived; memory holds one window. The latency is ``window_frames + context_frames`` frames.
+    A window is computed once more than its frames exist (so it is not the last, end-aligned
+    one); its kept frames are returned once the last window, which may be moved back over them,
+    can no longer reach them. At ``final=True`` the remaining windows are computed as
+    :func:`overlap_windows` does.
 
     Args:
-        extractor: the feature extractor (its ``hop_length``).
-        fn: samples ``(time,)`` -> ``(k, time // hop)`` frames, as given to
+        extractor: the feature extractor (its ``hop_length``; its buffers give the device).
+        fn: samples ``(batch, n * hop)`` -> ``(batch, k, n)``, as given to
             :func:`overlap_windows` by the extractor's ``forward``.
-        window_frames, context_frames: as for :func:`overlap_windows`.
+        window: frames per window, as for :func:`overlap_windows`.
+        overlap: frames shared by consecutive windows, as for :func:`overlap_windows`.
     """
 
     def __init__(self, extractor: FeatureExtractor, fn: Callable[[torch.Tensor], torch.Tensor],
-                 window_frames: int, context_frames: int) -> None:
+                 window: int, overlap: int) -> None:
         super().__init__(extractor)
-        if window_frames < 1 or context_frames < 0:
-            raise ValueError(f"need window_frames >= 1 and context_frames >= 0, got "
-                             f"{window_frames}, {context_frames}")
+        if not 0 <= overlap < window:
+            raise ValueError(f"need 0 <= overlap < window, got overlap={overlap}, window={window}")
         self.fn = fn
-        self.window, self.context = int(window_frames), int(context_frames)
+        self.window, self.overlap = int(window), int(overlap)
         self.reset()
 
     def reset(self) -> None:
         super().reset()
         self.buf = SampleBuffer()
+        self.start = 0  # first frame of the next window
+        self.pending: torch.Tensor | None = None  # (k, frames) from self.frames on, not returned
 
     def samples_needed(self, frames: int) -> int:
+        """Samples after which ``frames`` frames are returned (before the end of the input)."""
         if frames <= 0:
             return 0
-        windows = -(-int(frames) // self.window)
-        return (windows * self.window + self.context) * self.extractor.hop_length
+        w, o = self.window, self.overlap
+        step = w - o
+        # the window whose kept part reaches frame `frames - 1`, computed once it is not the last
+        k = max(0, -(-(int(frames) - (w - (o - o // 2))) // step))
+        need = max(int(frames) + w - o // 2, k * step + w + 1)
+        return need * self.extractor.hop_length
+
+    def _run(self, a: int, b: int) -> torch.Tensor:
+        hop = self.extractor.hop_length
+        seg = torch.from_numpy(self.buf.take(a * hop, b * hop).copy())
+        ref = next(self.extractor.buffers(), None)
+        if ref is not None:
+            seg = seg.to(ref.device, ref.dtype if ref.is_floating_point() else torch.float32)
+        return self.fn(seg[None])[0]  # (k, b - a)
+
+    def _write(self, at: int, y: torch.Tensor) -> None:
+        """Put frames ``y (k, m)`` at frame ``at`` (>= self.frames) of the pending output."""
+        if self.pending is None:
+            self.pending = y.new_zeros(y.shape[0], 0)
+        end = self.frames + self.pending.shape[1]
+        if at + y.shape[1] > end:
+            grow = y.new_zeros(y.shape[0], at + y.shape[1] - end)
+            self.pending = torch.cat([self.pending, grow], dim=1)
+        self.pending[:, at - self.frames:at - self.frames + y.shape[1]] = y
+
+    def _release(self, upto: int) -> torch.Tensor:
+        if self.pending is None or upto <= self.frames:
+            return self._empty()
+        k = min(upto - self.frames, self.pending.shape[1])
+        out, self.pending = self.pending[:, :k].T, self.pending[:, k:]
+        self.frames += k
+        return out
 
     def push(self, samples: np.ndarray, final: bool = False) -> torch.Tensor:
         self.buf.append(np.asarray(samples, np.float32))
-        hop, w, c = self.extractor.hop_length, self.window, self.context
+        hop, w, o = self.extractor.hop_length, self.window, self.overlap
+        step = w - o
         have = self.buf.end // hop  # frames that exist so far
-        outs = []
-        while True:
-            a = self.frames
-            if a >= have or (not final and have < a + w + c):
-                break
-            b = min(a + w, have)
-            lo, hi = max(0, a - c), min(have, b + c) if final else b + c
-            seg = torch.from_numpy(self.buf.take(lo * hop, hi * hop).copy())
-            dev = next((x.device for x in self.extractor.buffers()), torch.device("cpu"))
-            outs.append(self.fn(seg.to(dev))[..., a - lo:b - lo].T)
-            self.frames = b
-            self.buf.trim(max(0, b - c) * hop)
-        return torch.cat(outs) if outs else self._empty()
-
-
+        if not final:
+            while have > self.start + w:  # this window is not the last one
+                a = self.start
+                keep_from = 0 if a == 0 else o // 2
+                keep_to = w - (o - o // 2)
+                self._write(a + keep_from, self._run(a, a + w)[:, keep_from:keep_to])
+                self.start += step
+                self.buf.trim(max(0, self.start - step + 1) * hop)
+            # the last window starts at or after have - w: frames before its kept part are final
+            return self._release(have - w + o // 2)
+        if have <= w and self.start == 0:
+            if have:
+                self._write(0, self._run(0, have))
+        else:
+            for a, b, keep_from, keep_to in _window_plan(have, w, o, self.start):
+                self._write(a + keep_from, self._run(a, b)[:, keep_from:keep_to])
+        return self._release(have)
 class FeatureExtractor(nn.Module):
     """Base class of speechface feature extractors.
 

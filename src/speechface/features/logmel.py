@@ -271,7 +271,7 @@ class LogMel(FeatureExtractor):
 
         Example:
             >>> fs = LogMel().stream()
-            >>> [len(fs.push(np.zeros(k, np.float32))) for k in (639, 1, 640)]
-            [0, 1, 1]
+            >>> tuple(len(fs.push(np.zeros(k, np.float32))) for k in (639, 1, 640))
+            (0, 1, 1)
         """
         return MelPowerStream(self, self.spectrogram, self.from_mel_power)

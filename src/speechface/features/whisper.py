@@ -39,7 +39,10 @@ files. The encoder is frozen: its weights are not trained and not saved in a spe
 ``state_dict`` (the model's ``config.json`` names them).
 
 **Streaming** is not supported: every encoder frame attends to the whole window, so a frame is
-final only once its window is complete (:attr:`WhisperFeatures.stream_reason`).
+final only once its window is complete (:meth:`WhisperFeatures.stream_reason`). **Long input
+in blocks** (``predict(..., chunk_seconds=)``, :mod:`speechface.longform`) computes the same
+windows one at a time (:meth:`WhisperFeatures.block_stream`, an
+:class:`~speechface.features.OverlapWindowStream`).
 
 Example:
     >>> fx = WhisperFeatures()                                    # doctest: +SKIP
@@ -61,7 +64,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..registry import FEATURES
-from .base import FeatureExtractor
+from .base import FeatureExtractor, OverlapWindowStream, overlap_windows
 
 __all__ = ["WhisperFeatures", "WhisperEncoder", "whisper_log_mel", "slaney_mel_fbanks",
            "load_whisper_encoder", "seam_error", "PACKAGED_WHISPER"]
@@ -329,9 +332,16 @@ class WhisperFeatures(FeatureExtractor):
     #: Training caches these features on disk (see :func:`speechface.data.clips.load_training_clips`).
     cache_features = True
 
-    stream_reason = ("Whisper encoder features attend to the whole encoder window (up to 30 s), "
-                     "so no frame is final before its window ends: use predict() on complete "
-                     "audio, or a logmel model for streaming")
+    def stream_reason(self) -> str:
+        """Why it cannot stream: every encoder frame attends to its whole window."""
+        return ("Whisper encoder features attend to the whole encoder window (up to 30 s), "
+                "so no frame is final before its window ends: use predict() on complete "
+                "audio, or a logmel model for streaming")
+
+    def block_stream(self) -> OverlapWindowStream:
+        """Long input: the windows of :meth:`forward`, one at a time (bounded memory)."""
+        win, overlap = self._window_frames()
+        return OverlapWindowStream(self, self._encode, win, overlap)
 
     def __init__(self, sample_rate: int = 16000, fps: int = 25, model: str = "tiny.en",
                  layer: int | None = None, window_seconds: float = 10.0,
@@ -411,24 +421,8 @@ class WhisperFeatures(FeatureExtractor):
         """``(..., time)`` float 16 kHz samples -> ``(..., d_model, time // 640)``."""
         x, lead = self._frames_input(wave)
         x = x.to(self.window.dtype)
-        n_out = x.shape[-1] // self.hop_length
         win, overlap = self._window_frames()
-        if n_out <= win:
-            out = self._encode(x)
-        else:
-            out = x.new_empty(x.shape[0], self.n_features, n_out)
-            step = win - overlap
-            start = 0
-            while True:
-                end = min(start + win, n_out)
-                start = max(0, end - win)  # last window: full length, ending at the audio's end
-                feats = self._encode(x[:, start * self.hop_length:end * self.hop_length])
-                keep_from = 0 if start == 0 else overlap // 2
-                keep_to = feats.shape[-1] if end == n_out else feats.shape[-1] - (overlap - overlap // 2)
-                out[..., start + keep_from:start + keep_to] = feats[..., keep_from:keep_to]
-                if end == n_out:
-                    break
-                start += step
+        out = overlap_windows(self._encode, x, self.hop_length, win, overlap)
         return out.reshape(*lead, *out.shape[-2:])
 
 
