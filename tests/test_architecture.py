@@ -129,8 +129,6 @@ def test_the_cycle_finder_finds_a_circle() -> None:
         GRAPH = saved
 
 
-@pytest.mark.xfail(strict=True, reason="evaluation.py and calibration.py import TrainClip from "
-                   "training/estimator.py until the 'eng' branch moves it (issue 13)")
 def test_nothing_outside_training_and_the_cli_imports_training() -> None:
     bad = sorted(f"{m} -> {t}" for m, ts in GRAPH.items() for t in ts
                  if t.startswith("speechface.training")
