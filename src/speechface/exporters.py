@@ -446,7 +446,7 @@ def write_blender_script(track: Any, path: str | os.PathLike[str], *, fps: float
     Example:
         >>> write_blender_script(est.predict("speech.wav"), "take.py", audio="speech.wav")  # doctest: +SKIP
     """
-    from . import __version__
+    from .version import __version__
 
     values, rate = _prepared(track, fps, track_fps)
     curves = ",\n    ".join(

@@ -337,7 +337,7 @@ def _calibration_photos(files: Sequence[tuple[str, Path]], n: int) -> list[np.nd
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m speechface.render.fit``: track clips, fit, evaluate, save the model folder."""
-    from ..data.prepare import _load_groups, clip_group, find_videos
+    from ..data.prepare import clip_group, find_videos, load_groups
     from .tracks import track_clip
 
     p = argparse.ArgumentParser(prog="python -m speechface.render.fit",
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibration-photos", type=int, default=12,
                    help="first frames of this many training speakers calibrate the gains")
     args = p.parse_args(argv)
-    groups = _load_groups(args.groups)
+    groups = load_groups(args.groups)
     val = _val_groups(args.val_config)
     videos = find_videos(args.inputs)
     by_folder: dict[str, list[Path]] = {}
