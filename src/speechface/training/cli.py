@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..errors import DataError
+from ..errors import DataError, SpeechfaceError
 
 __all__ = ["add_parsers"]
 
@@ -36,9 +36,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     e.set_defaults(func=_run_evaluate)
 
     c = sub.add_parser("calibrate", help="fit per-AU output calibration on real OpenFace tracks",
-                       description="Fit value = scale * raw + bias per dimension (scale >= 0) on "
-                                   "clips with real OpenFace tracks, report leave-one-speaker-out "
-                                   "results, and save the calibrated model.")
+                       description="Fit value = scale * raw + bias per dimension on clips with "
+                                   "real OpenFace tracks (method 'floor': least squares that never "
+                                   "turns a varying AU into a constant), report "
+                                   "leave-one-speaker-out results, and save the calibrated model.")
     c.add_argument("models", nargs="+", help="model folders / names, optionally NAME=PATH; the "
                                              "first is saved calibrated")
     c.add_argument("--openface", nargs="+", required=True, help="OpenFace CSV tracks")
@@ -46,6 +47,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     c.add_argument("-o", "--output", required=True, help="folder for the calibrated first model")
     c.add_argument("--name", default=None, help="name of the calibrated model")
     c.add_argument("--n-boot", type=int, default=1000)
+    c.add_argument("--method", choices=["floor", "moments", "least_squares"], default="floor",
+                   help="calibration method (speechface.calibration.fit_calibration)")
+    c.add_argument("--floor", type=float, default=0.5,
+                   help="'floor': the least fraction of the moment-matching scale (0.5)")
     c.set_defaults(func=_run_calibrate)
 
 
@@ -98,7 +103,10 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 
     models = _load_models(args.models)
     clips = openface_clips(args.openface, audio_root=args.audio_root)
-    cv = cross_validate_calibration(models, clips, n_boot=args.n_boot)
+    if not 0.0 <= args.floor <= 1.0:
+        raise SpeechfaceError(f"--floor must be within [0, 1], got {args.floor}")
+    kw = {"method": args.method, "floor": args.floor}
+    cv = cross_validate_calibration(models, clips, n_boot=args.n_boot, **kw)
     text = "\n".join([
         f"Leave-one-speaker-out on {cv['n_clips']} clips / {cv['n_frames']} frames of real "
         f"OpenFace tracks ({len(cv['groups'])} speakers); models calibrated on the other speakers.",
@@ -106,12 +114,13 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         per_label_table(cv["frame"], "pearson"), ""])
     print(text)
     first_name, first = next(iter(models.items()))
-    scale, bias = fit_calibration(first, clips)
+    scale, bias = fit_calibration(first, clips, **kw)
     cal = apply_calibration(first, scale, bias)
     cal.name = args.name or f"{first.name}-calibrated"
     cal.pretrained = True
     cal.info = {**first.info, "calibration": {
-        "fitted_on": [c.name for c in clips], "kind": "per-dimension affine, scale >= 0",
+        "fitted_on": [c.name for c in clips],
+        "kind": f"per-dimension affine, method {args.method} (floor {args.floor})",
         "scale": scale.tolist(), "bias": bias.tolist(),
         "uncarried": [lab for lab, s in zip(first.space.labels, scale) if s == 0.0]}}
     cal.save_pretrained(args.output)
