@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Retrains the packaged speech models on the Whisper front end, end to end (issue 14):
+#   prepare (MediaPipe teacher) -> augmented copies of the training clips -> CAUSE MLP/RNN/CNN/DCNN
+#   on Whisper features and on log-mel (both with augmentation) -> Table 1 on the held-out
+#   speakers -> calibration on the real OpenFace tracks (leave one actor out) -> landmarks model
+#   -> emotion student on RAVDESS -> utterance-level lstm_mfcc on RAVDESS prototype targets.
+# Usage: bash recipes/whisper_models.sh     (SPEECHFACE_SHARED: the data folder, default ../shared)
+# Time on 2 CPU cores: about 3 hours (the encoder runs once per clip; features are cached).
+set -euo pipefail
+SHARED=${SPEECHFACE_SHARED:-../shared}
+PREP=${PREP:-prepared/av_mediapipe}
+AUG=${AUG:-prepared/av_aug}
+OUT=${OUT:-runs}
+
+speechface prepare av "$SHARED/data/av_clips" -o "$PREP" --teacher mediapipe \
+  --groups configs/av_clips_groups.json --quiet
+# the held-out speakers (val_groups of the configs) are never augmented
+speechface prepare augment "$PREP" -o "$AUG" --copies 2 --exclude-groups-from configs/cause_cnn.yaml --quiet
+for arch in cnn dcnn mlp rnn; do
+  speechface train estimator --config "configs/cause_${arch}_whisper.yaml" --set progress=false
+  speechface train estimator --config "configs/cause_${arch}_aug.yaml" --set progress=false
+done
+speechface evaluate MLP-W="$OUT/au17w/mlp/best" RNN-W="$OUT/au17w/rnn/best" CNN-W="$OUT/au17w/cnn/best" \
+  DCNN-W="$OUT/au17w/dcnn/best" MLP="$OUT/au17a/mlp/best" RNN="$OUT/au17a/rnn/best" \
+  CNN="$OUT/au17a/cnn/best" DCNN="$OUT/au17a/dcnn/best" --data "$PREP" -o "$OUT/eval_table1"
+python benchmarks/heldout_speech.py CNN-W="$OUT/au17w/cnn/best" DCNN-W="$OUT/au17w/dcnn/best" \
+  CNN="$OUT/au17a/cnn/best" --json "$OUT/heldout.json"
+speechface calibrate CNN-W="$OUT/au17w/cnn/best" DCNN-W="$OUT/au17w/dcnn/best" \
+  --openface "$SHARED"/data/ravdess_openface/*.csv --audio-root "$SHARED/data/ravdess" \
+  --method floor --name cnn.au17-whisper-openface -o "$OUT/au17w/default"
+speechface train estimator --config configs/landmarks_cnn_gru_whisper.yaml --set progress=false
+speechface train emotion --config configs/emotion_ravdess_whisper.yaml
+speechface prepare prototypes "$SHARED/data/ravdess" -o prepared/ravdess_proto --exclude-actors 3 8 15 22
+speechface train estimator --config configs/lstm_mfcc_ravdess.yaml --set progress=false
+echo "model folders under $OUT (copy them to src/speechface/pretrained/<name> to package them)"
