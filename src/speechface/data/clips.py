@@ -101,7 +101,8 @@ def _computed_features(fx: Any, fx_cfg: dict[str, Any], root: Path, name: str,
     path = root / ".feature_cache" / digest / f"{name}.{st.st_size}.{int(st.st_mtime)}.npy"
     if path.is_file():
         try:
-            return torch.from_numpy(np.load(path, allow_pickle=False)).float()
+            cached = np.load(path, allow_pickle=False)
+            return torch.from_numpy(cached).float()
         except (OSError, ValueError):
             pass  # unreadable cache entry: recompute and rewrite it
     with torch.no_grad():
