@@ -75,12 +75,14 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """All RNG states as tensors/lists (loadable with ``weights_only=True``)."""
+    """All RNG states as tensors/lists (loadable with ``weights_only=True``); CUDA: the current
+    device's."""
     py = random.getstate()
     n = np.random.get_state()
     return {"torch": torch.get_rng_state(), "python": [py[0], list(py[1]), py[2]],
             "numpy": [n[0], torch.from_numpy(n[1].astype(np.int64)), int(n[2]), int(n[3]),
-                      float(n[4])]}
+                      float(n[4])],
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -90,6 +92,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = state["numpy"]
     np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 @dataclasses.dataclass
@@ -303,8 +307,10 @@ class Run:
             torch.set_num_threads(threads)
         seed_everything(cfg.seed)
         device = check_device(getattr(cfg, "device", "cpu"))
-        if device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", self.dist.local_rank)
+        if device.type == "cuda":
+            device = torch.device("cuda", self.dist.local_rank if device.index is None
+                                  else device.index)
+            torch.cuda.set_device(device)  # the current device: its RNG is checkpointed
         self.device = device
         self.state = TrainState()
         self.stopper = EarlyStopping(getattr(cfg, "patience", 0))
