@@ -287,7 +287,7 @@ def emotion_model_card(model: Any, cfg: EmotionTrainConfig, test: dict[str, Any]
     lines += [
         f"- **Training**: {result.get('epochs')} epochs, {result.get('steps')} steps, "
         f"{result.get('seconds', 0):.0f} s on CPU; best epoch by validation loss "
-        f"{result.get('best_val_loss', float('nan')):.4f}.",
+        f"{result.get('best_val_loss') or float('nan'):.4f}.",
         f"- **Retrain**: `{cmd}`",
         "",
         "Limitations: acted emotions of professional North-American actors reading two "
