@@ -8,8 +8,10 @@ them used to fit or calibrate any model). MediaPipe FaceLandmarker measures the 
 
 - **expression**: for each expressive AU (AU01, 02, 04, 06, 12, 15, 45, 26) set to 3 with the
   others 0, the face crop is rendered and MediaPipe's blendshapes are read; printed per AU:
-  the rise of the matching blendshapes over the AU-0 render (mean over photos and the smallest
-  photo), and the largest change of the other seven groups.
+  the change of every AU's matching blendshapes over the AU-0 render (mean over photos), the
+  smallest rise of its own over the photos, and the largest change of the other half of the
+  face's blendshapes (cross-talk). The jaw row parts the lips too (AU25 = AU26 = 3): under the
+  AU proxy AU26 alone is a jaw drop with closed lips (also printed).
 - **quality**: the example speech (``examples/data/speech.wav``) animated onto each photo with
   ``animate``'s defaults: eye-corner jitter (standard deviation over time of the four eye
   corners' positions, MediaPipe video mode, in % of the inter-ocular distance; the same
@@ -45,6 +47,12 @@ GROUPS = {"AU01": ["browInnerUp"], "AU02": ["browOuterUpLeft", "browOuterUpRight
           "AU12": ["mouthSmileLeft", "mouthSmileRight"],
           "AU15": ["mouthFrownLeft", "mouthFrownRight"],
           "AU45": ["eyeBlinkLeft", "eyeBlinkRight"], "AU26": ["jawOpen"]}
+#: Conditions per row: the AU at 3, others 0; the jaw row also parts the lips (AU25 = 3): under
+#: the AU proxy AU26 alone is a jaw drop with the lips held closed (mouthClose), also printed.
+ROWS = {"AU01": {"AU01": 3}, "AU02": {"AU02": 3}, "AU04": {"AU04": 3}, "AU06": {"AU06": 3},
+        "AU12": {"AU12": 3}, "AU15": {"AU15": 3}, "AU45": {"AU45": 3},
+        "AU25+26": {"AU25": 3, "AU26": 3}, "AU26 alone": {"AU26": 3}}
+UPPER = {"AU01", "AU02", "AU04", "AU06", "AU45"}
 
 
 def photos() -> list[str]:
@@ -65,33 +73,40 @@ def expression(tr) -> None:
     idx = {k: [BLENDSHAPE_NAMES.index(n) for n in v] for k, v in GROUPS.items()}
     margin = float(tr.info.get("crop_margin", 0.35))
     shift = float(tr.info.get("crop_shift", 0.0))
-    rise: dict[str, list[float]] = {k: [] for k in GROUPS}
-    other: dict[str, list[float]] = {k: [] for k in GROUPS}
+    rows: dict[str, list[dict[str, float]]] = {k: [] for k in ROWS}
     with MediaPipeTeacher(running_mode="image") as t:
         for p in photos():
             photo = load_image(p)
             crop = crop_face(photo, find_face(photo), margin=margin, shift=shift).image
             conds = [np.zeros(17, np.float32)]
-            for au in GROUPS:
+            for spec in ROWS.values():
                 c = np.zeros(17, np.float32)
-                c[AU_NAMES.index(au)] = 3.0
+                for au, v in spec.items():
+                    c[AU_NAMES.index(au)] = v
                 conds.append(c)
             outs = tr.translate(crop, np.stack(conds))
             reads = []
             for o in outs:
                 obs = t.observe(np.ascontiguousarray(o))
                 reads.append(obs.blendshapes if obs.found else np.full(52, np.nan))
-            base = reads[0]
-            for i, au in enumerate(GROUPS, 1):
-                d = {k: float(np.mean(reads[i][v] - base[v])) for k, v in idx.items()}
-                rise[au].append(d[au])
-                other[au].append(max(abs(v) for k, v in d.items() if k != au))
-    print("\n== expression response (AU = 3, others 0; MediaPipe blendshape change over AU 0)")
-    print(f"{'AU':5s} {'blendshapes':34s} {'rise mean':>9s} {'rise min':>9s} "
-          f"{'others max|d|':>13s}")
-    for au in GROUPS:
-        print(f"{au:5s} {'/'.join(GROUPS[au]):34s} {np.mean(rise[au]):+9.3f} "
-              f"{np.min(rise[au]):+9.3f} {np.max(other[au]):13.3f}")
+            for i, row in enumerate(ROWS, 1):
+                rows[row].append({k: float(np.mean(reads[i][v] - reads[0][v]))
+                                  for k, v in idx.items()})
+    print("\n== expression response (AU = 3, others 0; MediaPipe blendshape change over the "
+          "AU-0 render; mean over photos)")
+    print(f"{'condition':11s} " + " ".join(f"{g:>6s}" for g in GROUPS) +
+          f" {'own min':>8s} {'other region max|d|':>19s}")
+    for row, per_photo in rows.items():
+        own = "AU26" if row.startswith(("AU25+26", "AU26")) else row
+        mean = {g: np.mean([d[g] for d in per_photo]) for g in GROUPS}
+        low = min(d[own] for d in per_photo)
+        region = UPPER if own in UPPER else set(GROUPS) - UPPER
+        cross = max(abs(d[g]) for d in per_photo for g in GROUPS if g not in region)
+        print(f"{row:11s} " + " ".join(f"{mean[g]:+6.2f}" for g in GROUPS) +
+              f" {low:+8.3f} {cross:19.3f}")
+    print("columns: the matching blendshapes of each AU (mean of left/right); own min = the "
+          "smallest rise of the row's own column over the photos; other region = the columns "
+          "of the other half of the face (brows/lids/cheeks vs mouth/jaw)")
 
 
 def quality(tr) -> None:

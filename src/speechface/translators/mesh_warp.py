@@ -62,6 +62,12 @@ _V = 468
 MOUTH_PAIRS: tuple[tuple[int, int], ...] = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14),
                                             (312, 317), (311, 402), (310, 318), (415, 324))
 _CORNERS = (78, 308)
+#: Eyelids, subject's right eye (image left) then left: upper lid-margin vertices, the lower
+#: margin vertex facing each, and the two rings of upper-lid skin above the margin.
+_LIDS = {"Right": ((246, 161, 160, 159, 158, 157, 173), (7, 163, 144, 145, 153, 154, 155),
+                   (247, 30, 29, 27, 28, 56, 190), (113, 225, 224, 223, 222, 221, 189)),
+         "Left": ((466, 388, 387, 386, 385, 384, 398), (249, 390, 373, 374, 380, 381, 382),
+                  (467, 260, 259, 257, 258, 286, 414), (342, 445, 444, 443, 442, 441, 413))}
 
 
 @dataclass
@@ -178,6 +184,7 @@ class MeshWarpRenderer(ImageTranslator):
         photo_basis = (s * basis @ r.T)[..., :2].reshape(_N_BS, -1)   # pixels per score
         ref = au17_to_blendshapes(blendshapes_to_au17(obs.blendshapes))[1:]
         xy = mesh[:, :2]
+        photo_basis = self._blink_fields(photo_basis, xy)
         oval = self.oval.cpu().numpy()
         centre = xy[oval].mean(0)
         ring = centre + self.ring * (xy[oval] - centre)
@@ -256,6 +263,26 @@ class MeshWarpRenderer(ImageTranslator):
             self._rigs.popitem(last=False)
         return rig
 
+    def _blink_fields(self, photo_basis: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """eyeBlink rows made from the photo's own lids: at a score of 1 above the resting
+        level the upper lid margin meets the lower one (85 % / 15 % of the gap), the lid
+        skin above follows by 50 % and 15 %. The fitted rows close the eye only partly
+        (MediaPipe's mesh lags behind the lids in blinks), so these replace them."""
+        from ..teachers.mediapipe import BLENDSHAPE_NAMES
+
+        out = photo_basis.copy()
+        rest = self.rest.detach().cpu().double().numpy()
+        for side, (upper, lower, ring1, ring2) in _LIDS.items():
+            k = BLENDSHAPE_NAMES.index(f"eyeBlink{side}") - 1
+            field = np.zeros((_V, 2))
+            gap = xy[list(lower)] - xy[list(upper)]
+            field[list(upper)] = 0.85 * gap
+            field[list(lower)] = -0.15 * gap
+            field[list(ring1)] = 0.5 * gap
+            field[list(ring2)] = 0.15 * gap
+            out[k] = field.reshape(-1) / max(1.0 - float(rest[k]), 0.2)
+        return out
+
     # ------------------------------------------------------------------ conditions
     def blendshape_delta(self, cond: np.ndarray, rig: _Rig) -> np.ndarray:
         """``(N, 17)`` AUs -> ``(N, 51)`` blendshape score changes to apply to the photo: the
@@ -293,7 +320,18 @@ class MeshWarpRenderer(ImageTranslator):
     def target_vertices(self, delta_bs: np.ndarray, rig: _Rig) -> np.ndarray:
         """``(51,)`` score change -> ``(V + extra, 2)`` target vertices in pixels."""
         tgt = rig.src.copy()
-        move = (delta_bs @ rig.basis).reshape(_V, 2)
+        art = np.where(self._articulator, delta_bs, 0.0)
+        move_art = (art @ rig.basis).reshape(_V, 2)
+        move = ((delta_bs - art) @ rig.basis).reshape(_V, 2)
+        # closing an open mouth: the jaw/lip motion stops where the lips meet (the middle
+        # of the inner lips), so lips never cross and fold over
+        up_m, lo_m = [82, 13, 312], [87, 14, 317]
+        gap = (rig.src[lo_m, 1] + move[lo_m, 1]) - (rig.src[up_m, 1] + move[up_m, 1])
+        closing = move_art[lo_m, 1] - move_art[up_m, 1]
+        f = 1.0
+        if closing.mean() < 0 and gap.mean() + closing.mean() < 0:
+            f = float(np.clip(gap.mean() / -closing.mean(), 0.0, 1.0))
+        move = move + f * move_art
         oval = self.oval.cpu().numpy()
         reach = np.linalg.norm(rig.src[_V:_V + len(oval)] - rig.src[oval], axis=1)
         stretch = float((np.linalg.norm(move[oval], axis=1) / np.maximum(reach, 1e-6)).max())
@@ -301,11 +339,17 @@ class MeshWarpRenderer(ImageTranslator):
             move *= self.max_stretch / stretch
         tgt[:_V] += move
         n_o, n_p = len(self.oval), len(MOUTH_PAIRS)
+        up_ids = [a for a, _ in MOUTH_PAIRS]
+        lo_ids = [b for _, b in MOUTH_PAIRS]
+        # a closing mouth: the lips meet, they do not cross (no fold-over of the lip triangles)
+        cross = tgt[lo_ids, 1] < tgt[up_ids, 1]
+        if cross.any():
+            mid = 0.5 * (tgt[up_ids, 1] + tgt[lo_ids, 1])
+            tgt[np.array(up_ids)[cross], 1] = mid[cross]
+            tgt[np.array(lo_ids)[cross], 1] = mid[cross]
         for k, e in enumerate((RIGHT_EYE, LEFT_EYE)):
             tgt[_V + n_o + k] = tgt[list(e)].mean(0)
         um = _V + n_o + 2
-        up_ids = [a for a, _ in MOUTH_PAIRS]
-        lo_ids = [b for _, b in MOUTH_PAIRS]
         tgt[um:um + n_p] = tgt[up_ids] + (rig.src[um:um + n_p] - rig.src[up_ids])
         tgt[um + n_p:um + 2 * n_p] = tgt[lo_ids] + (rig.src[um + n_p:um + 2 * n_p] -
                                                      rig.src[lo_ids])
