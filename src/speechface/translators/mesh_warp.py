@@ -83,6 +83,8 @@ class _Rig:
     step: int
     grid: np.ndarray           # (gh, gw, 3) homogeneous pixel coords of the grid points
     inside: np.ndarray         # (rh, rw) bool: pixels of the region inside the static ring
+    checked: np.ndarray        # (K2, 3) mesh triangles between brows and lids kept from folding
+    checked_area: np.ndarray   # (K2,) their signed doubled areas in the photo
     lip_rgb: np.ndarray        # (3,) mean colour of the lips
     skin_lum: float
     mouth_width: float
@@ -107,13 +109,13 @@ class MeshWarpRenderer(ImageTranslator):
         ring: the static outer ring, as a factor of the face outline around its centre; the
             motion fades to zero between outline and ring.
         mouth_interior: paint the opened mouth (cavity, teeth, tongue).
-        keep_expression: the expressive blendshapes (brows, lids, cheeks, smile, frown,
-            dimple, nose) add to the photo's own expression: AU 0 (any score up to the
-            resting level ``rest`` MediaPipe reads on relaxed faces) leaves them as the photo
-            has them, and a smiling photo keeps its smile. The articulators (jaw and the other
-            mouth blendshapes) always follow the condition itself, so an open mouth in the
-            photo closes when the speech is silent. False: every blendshape follows the
-            condition (AU 0 = the neutral face, a smile is taken away).
+        keep_expression: the blendshapes add to the photo's own expression: AU 0 (any score
+            up to the resting level ``rest`` MediaPipe reads on relaxed faces) leaves them as
+            the photo has them, and a smiling photo keeps its smile. Only the lip-parting
+            articulators (``jawOpen``, ``mouthClose``, ``mouthLowerDown``) follow the
+            condition itself, so an open mouth in the photo closes when the speech is silent.
+            False: every blendshape follows the condition (AU 0 = the neutral face, a smile
+            is taken away).
         max_stretch: per frame, the motion is scaled down so that no point of the face
             outline moves more than this share of its distance to the static ring (no
             fold-over at the chin for extreme conditions).
@@ -147,9 +149,10 @@ class MeshWarpRenderer(ImageTranslator):
         self.max_stretch = float(max_stretch)
         from ..teachers.mediapipe import BLENDSHAPE_NAMES
 
-        articulator = [n.startswith(("jaw", "mouth")) and not n.startswith(
-            ("mouthSmile", "mouthFrown", "mouthDimple")) for n in BLENDSHAPE_NAMES[1:]]
+        articulator = [n in ("jawOpen", "mouthClose", "mouthLowerDownLeft",
+                             "mouthLowerDownRight") for n in BLENDSHAPE_NAMES[1:]]
         self._articulator = np.array(articulator, bool)
+        self._brow = np.array([n.startswith("brow") for n in BLENDSHAPE_NAMES[1:]], bool)
         self.max_grid = int(max_grid)
         self.register_buffer("template", torch.zeros(_V, 3))
         self.register_buffer("basis", torch.zeros(_N_BS, _V, 3))
@@ -220,6 +223,15 @@ class MeshWarpRenderer(ImageTranslator):
         # fans and mouth strips, then the mesh (lips stay over the teeth when a mouth closes)
         triangles = np.concatenate([np.array(band), np.array(extra),
                                     self.triangles.cpu().numpy()]).astype(np.int64)
+        # the triangles between the brows and the lids (above the nose bridge, vertex 6)
+        upper = template[:, 1] < template[6, 1]
+        checked = self.triangles.cpu().numpy()
+        checked = checked[upper[checked].all(1)]
+        pc = src[checked]
+        checked_area = (pc[:, 1, 0] - pc[:, 0, 0]) * (pc[:, 2, 1] - pc[:, 0, 1]) - \
+            (pc[:, 1, 1] - pc[:, 0, 1]) * (pc[:, 2, 0] - pc[:, 0, 0])
+        keep = np.abs(checked_area) > 0.1 * np.median(np.abs(checked_area))   # no slivers
+        checked, checked_area = checked[keep], checked_area[keep]
         mw = float(np.linalg.norm(xy[c0] - xy[c1]))
         src_gap = float(np.median(np.linalg.norm(xy[up_ids] - xy[lo_ids], axis=1)))
         x0, y0 = np.floor(ring.min(0)).astype(int)
@@ -255,7 +267,7 @@ class MeshWarpRenderer(ImageTranslator):
         skin_lum = float(skin.mean()) if len(skin) else 128.0
         rig = _Rig(shape=(h, w), src=src, basis=photo_basis, ref_bs=ref.astype(np.float64),
                    triangles=triangles, region=(x0, y0, x1, y1), step=step, grid=grid,
-                   inside=inside.astype(bool),
+                   inside=inside.astype(bool), checked=checked, checked_area=checked_area,
                    lip_rgb=np.asarray(lip_rgb, np.float64), skin_lum=skin_lum,
                    mouth_width=mw, teeth=src_gap < 0.04 * mw, found_bs=obs.blendshapes)
         self._rigs[key] = rig
@@ -270,7 +282,14 @@ class MeshWarpRenderer(ImageTranslator):
         (MediaPipe's mesh lags behind the lids in blinks), so these replace them."""
         from ..teachers.mediapipe import BLENDSHAPE_NAMES
 
-        out = photo_basis.copy()
+        out = photo_basis.copy().reshape(_N_BS, _V, 2)
+        # brows move the brow and the skin above the lids, not the lid margins (a strong
+        # brow lowering would otherwise push the lids into the eyes)
+        brow = [k for k, n in enumerate(BLENDSHAPE_NAMES[1:]) if n.startswith("brow")]
+        for upper, lower, ring1, ring2 in _LIDS.values():
+            for ids, keep in ((upper + lower, 0.0), (ring1, 0.3), (ring2, 0.7)):
+                out[np.ix_(brow, list(ids))] *= keep
+        out = out.reshape(_N_BS, -1)
         rest = self.rest.detach().cpu().double().numpy()
         for side, (upper, lower, ring1, ring2) in _LIDS.items():
             k = BLENDSHAPE_NAMES.index(f"eyeBlink{side}") - 1
@@ -317,6 +336,18 @@ class MeshWarpRenderer(ImageTranslator):
         mouth = (moves & self._articulator).any(1) & ~(moves & ~self._articulator).any(1)
         return np.where(mouth, own, 0.0).astype(np.float32)
 
+    @staticmethod
+    def _flips(rig: _Rig, move: np.ndarray) -> np.ndarray:
+        """Which checked triangles moving the mesh by ``move (V, 2)`` turns over (bool)."""
+        p = rig.src[rig.checked]
+        q = p.copy()
+        inner = rig.checked < _V
+        q[inner] += move[rig.checked[inner]]
+        b = (q[:, 1, 0] - q[:, 0, 0]) * (q[:, 2, 1] - q[:, 0, 1]) - \
+            (q[:, 1, 1] - q[:, 0, 1]) * (q[:, 2, 0] - q[:, 0, 0])
+        # turned over by more than a sliver (a fold shows; a compressed sliver does not)
+        return (rig.checked_area * b < 0) & (np.abs(b) > 0.15 * np.abs(rig.checked_area))
+
     def target_vertices(self, delta_bs: np.ndarray, rig: _Rig) -> np.ndarray:
         """``(51,)`` score change -> ``(V + extra, 2)`` target vertices in pixels."""
         tgt = rig.src.copy()
@@ -331,7 +362,21 @@ class MeshWarpRenderer(ImageTranslator):
         f = 1.0
         if closing.mean() < 0 and gap.mean() + closing.mean() < 0:
             f = float(np.clip(gap.mean() / -closing.mean(), 0.0, 1.0))
-        move = move + f * move_art
+        move_art = f * move_art
+        # no fold-over: the expressive motion is scaled down until no triangle of the mesh or
+        # the outline band turns over (a strong brow lowering on a small brow-to-lid gap)
+        brow = np.where(self._brow, delta_bs, 0.0)
+        move_brow = (brow @ rig.basis).reshape(_V, 2)
+        move = move - move_brow + move_art
+        # a brow lowered onto a small brow-to-lid gap would fold the lid skin over: the brow
+        # motion is scaled down until no triangle between brows and lids turns over
+        if self._flips(rig, move + move_brow).any():
+            lo, hi = 0.0, 1.0
+            for _ in range(5):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (lo, mid) if self._flips(rig, move + mid * move_brow).any() else (mid, hi)
+            move_brow = lo * move_brow
+        move = move + move_brow
         oval = self.oval.cpu().numpy()
         reach = np.linalg.norm(rig.src[_V:_V + len(oval)] - rig.src[oval], axis=1)
         stretch = float((np.linalg.norm(move[oval], axis=1) / np.maximum(reach, 1e-6)).max())
@@ -374,7 +419,15 @@ class MeshWarpRenderer(ImageTranslator):
         off = (rig.step - 1) / 2
         pts = np.round((q - [x0 + off, y0 + off]) / rig.step * 16).astype(np.int32)
         fill = cv2.fillConvexPoly
-        for k in np.flatnonzero(~bad):
+        # triangles the motion turned over (lid skin under a lowered brow, say) are drawn
+        # first, so the skin folding over them covers them
+        sp = rig.src[tri]
+        a_src = (sp[:, 1, 0] - sp[:, 0, 0]) * (sp[:, 2, 1] - sp[:, 0, 1]) - \
+            (sp[:, 1, 1] - sp[:, 0, 1]) * (sp[:, 2, 0] - sp[:, 0, 0])
+        a_tgt = (q[:, 1, 0] - q[:, 0, 0]) * (q[:, 2, 1] - q[:, 0, 1]) - \
+            (q[:, 1, 1] - q[:, 0, 1]) * (q[:, 2, 0] - q[:, 0, 0])
+        flipped = (a_src * a_tgt < 0) & ~bad
+        for k in np.concatenate([np.flatnonzero(flipped), np.flatnonzero(~flipped & ~bad)]):
             fill(ids, pts[k], int(k), cv2.LINE_8, 4)
         ok = ids >= 0
         disp = np.zeros((gh, gw, 2), np.float32)
