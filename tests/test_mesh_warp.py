@@ -121,9 +121,10 @@ def test_warp_is_piecewise_affine_and_leaves_outside_pixels_untouched(packaged, 
         bary = np.linalg.solve(np.vstack([q[k].T, np.ones(3)]), [x, y, 1])
         expected = bary @ p[k]
         errors.append(np.abs(out[y, x, :2] - expected).max())
-    # exact inside triangles (the rare misses: a centroid under a neighbour that folds over it)
+    # exact inside triangles up to the Lanczos kernel (the rare misses: a centroid under a
+    # neighbour that folds over it)
     errors = np.array(errors)
-    assert len(errors) > 100 and np.median(errors) < 1e-3 and (errors > 1.0).mean() < 0.05
+    assert len(errors) > 100 and np.median(errors) < 0.05 and (errors > 1.0).mean() < 0.05
     # outside the static ring: bit-identical (also with the painted mouth)
     full = packaged.translate(crop, _au(AU26=4, AU25=4, AU12=3, AU01=3))
     ring = rig.src[468:468 + len(net.oval)]

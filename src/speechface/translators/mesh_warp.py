@@ -439,11 +439,12 @@ class MeshWarpRenderer(ImageTranslator):
                               interpolation=cv2.INTER_LINEAR)[:rh, :rw]
         xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32),
                              np.arange(y0, y1, dtype=np.float32))
-        moved = (np.abs(disp).max(-1) > 1e-3) & rig.inside   # outside the ring: exact copy
+        # sub-pixel motion below 0.2 px is left out (exact, sharp pixels), as is all outside the ring
+        moved = (np.abs(disp).max(-1) > 0.2) & rig.inside
         mx = np.where(moved, xs + disp[..., 0], xs)
         my = np.where(moved, ys + disp[..., 1], ys)
         out = face.copy()
-        out[y0:y1, x0:x1] = cv2.remap(face, mx, my, cv2.INTER_LINEAR,
+        out[y0:y1, x0:x1] = cv2.remap(face, mx, my, cv2.INTER_LANCZOS4,
                                       borderMode=cv2.BORDER_REPLICATE)
         if self.mouth_interior:
             self._paint_mouth(out, rig, tgt)
