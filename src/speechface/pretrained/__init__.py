@@ -22,7 +22,7 @@ _HERE = Path(__file__).parent
 DEFAULT_MODELS: dict[str, str] = {
     "au17": "cnn.au17-mediapipe-openface",
     "animate_au17": "dcnn.au17-mediapipe",
-    "emotion8": "dcnn.emotion8-ravdess",
+    "emotion8": "stats_pool.emotion8-ravdess-whisper",
     "landmarks68": "cnn_gru.landmarks68-mediapipe",
     "expression": "vgg13.ferplus",
     "translator": "mesh_warp.au17-mediapipe",

@@ -230,6 +230,20 @@ def _fmt_metrics(m: dict[str, Any]) -> str:
             f"majority {m['chance_majority']:.3f})")
 
 
+def _feature_words(model: Any) -> str:
+    """The model's features in words, for its card."""
+    fx = model.features
+    name = getattr(fx, "registry_name", "logmel")
+    if name == "whisper":
+        layer = getattr(fx, "layer", None)
+        depth = "all encoder blocks" if layer is None else f"{layer} encoder blocks"
+        return (f"frozen Whisper {getattr(fx, 'model', 'tiny.en')} encoder states "
+                f"({fx.n_features} per frame, {depth})")
+    if name == "mfcc":
+        return f"{fx.n_features} MFCC features"
+    return f"{fx.n_features}-band log-mel features"
+
+
 def emotion_model_card(model: Any, cfg: EmotionTrainConfig, test: dict[str, Any] | None,
                        result: dict[str, Any], config_path: str | None = None) -> str:
     """The README.md model card of a trained emotion student (data, licence, route, metrics).
@@ -268,7 +282,7 @@ def emotion_model_card(model: Any, cfg: EmotionTrainConfig, test: dict[str, Any]
         f"# {model.name}", "",
         f"Speech -> 8-way FER+ emotion distribution (neutral, happiness, surprise, sadness, "
         f"anger, disgust, fear, contempt) per 25 fps frame. `{model.network.arch}` estimator "
-        f"({model.network.num_parameters():,} parameters) on 80-band log-mel features.", "",
+        f"({model.network.num_parameters():,} parameters) on {_feature_words(model)}.", "",
         "```python", "from speechface import EmotionEstimator",
         f'est = EmotionEstimator.from_pretrained("{model.name}")',
         'r = est.predict("speech.wav")   # r.values: (frames, 8), rows sum to 1',
