@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -160,7 +161,10 @@ def test_sigkill_mid_epoch_then_rerun_finishes_with_the_same_weights(tmp_path: P
     killed_at = pointer.read_text().strip()
     rerun = _run(*cmd, f"out_dir={tmp_path / 'killed'}")
     assert rerun.returncode == 0, rerun.stderr
-    assert "resumed from" in rerun.stderr and killed_at in rerun.stderr
+    # the newest complete checkpoint: the pointer's, or a newer one renamed into place just
+    # before the kill, before the pointer was moved to it
+    resumed = re.search(r"resumed from \S+/(step-\d{9})", rerun.stderr)
+    assert resumed is not None and resumed.group(1) >= killed_at, rerun.stderr
     a = load_file(str(tmp_path / "ref" / "best" / "model.safetensors"))
     b = load_file(str(tmp_path / "killed" / "best" / "model.safetensors"))
     for k in a:
