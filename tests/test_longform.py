@@ -81,8 +81,8 @@ def test_array_input_and_predict_chunk_seconds(long_files: dict[str, Path]) -> N
 def test_predict_switches_to_blocks_for_long_inputs(long_files: dict[str, Path],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = longform.long_features
-    monkeypatch.setattr(longform, "long_features",
+    real = longform.feature_blocks
+    monkeypatch.setattr(longform, "feature_blocks",
                         lambda *a, **k: calls.append(a) or real(*a, **k))
     est = _model("mlp")
     assert not is_long(long_files["16k"])

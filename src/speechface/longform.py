@@ -1,8 +1,8 @@
 """Bounded-memory features of very long audio (an hour and more), and of audio on stdin.
 
-:func:`long_features` reads a file block by block (``chunk_seconds`` per block) and gives the
-feature frames the extractor computes on the whole file (up to float32 rounding). It only
-drives the components, each of which owns its block processing:
+:func:`feature_blocks` reads a file block by block (``chunk_seconds`` per block) and yields the
+feature frames the extractor computes on the whole file (up to float32 rounding) as they become
+final. It only drives the components, each of which owns its block processing:
 
 - :func:`speechface.audio.open_blocks` decodes the file (or cuts the array) into blocks;
 - an :class:`~speechface.audio.AudioStream` downmixes, checks and resamples them exactly as
@@ -13,13 +13,15 @@ drives the components, each of which owns its block processing:
   a block plan buffers the whole input).
 
 :meth:`~speechface.speech.SpeechEstimator.predict` uses it by itself for inputs longer than
-:data:`LONG_SECONDS` (10 min), or when given ``chunk_seconds``, and then runs a streamable
-network over blocks of frames too. :func:`predict_long`, :func:`predict_blocks` and
-:func:`predict_stdin` are the same path for a file, an iterable of blocks and stdin.
+:data:`LONG_SECONDS` (10 min), or when given ``chunk_seconds``, and runs the network on each
+block of frames as it comes (:meth:`~speechface.speech.SpeechEstimator.predict_feature_blocks`:
+the network's own stream, or the whole frame sequence for networks that cannot stream).
+:func:`predict_long`, :func:`predict_blocks` and :func:`predict_stdin` are the same path for a
+file, an iterable of blocks and stdin.
 
-Memory: one block of audio (60 s at 48 kHz stereo: 23 MB) plus its intermediates, plus the
-feature frames (80 floats per 40 ms frame: 29 MB per hour) and the output (17 floats per
-frame: 6 MB per hour). Whole-file ``predict`` holds the audio, its resampled copy, the complex
+Memory: one block of audio (60 s at 48 kHz stereo: 23 MB) plus its intermediates and the
+output (17 floats per frame: 6 MB per hour); MFCC features and networks that cannot stream
+also hold the whole frame sequence (80 floats per 40 ms frame: 29 MB per hour). Whole-file ``predict`` holds the audio, its resampled copy, the complex
 STFT (513 x 90,000 frames per hour: 370 MB) and every layer's activations at once.
 
 Example:
@@ -36,7 +38,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -46,8 +48,9 @@ import torch
 from .audio import AudioStream, open_blocks
 from .errors import AudioError
 
-__all__ = ["long_features", "features_from_blocks", "predict_long", "predict_blocks",
-           "predict_stdin", "is_long", "check_chunk", "LONG_SECONDS", "DEFAULT_CHUNK_SECONDS"]
+__all__ = ["feature_blocks", "iter_features", "long_features", "features_from_blocks",
+           "predict_long", "predict_blocks", "predict_stdin", "is_long", "check_chunk",
+           "LONG_SECONDS", "DEFAULT_CHUNK_SECONDS"]
 
 #: ``SpeechEstimator.predict`` processes inputs longer than this (seconds) block by block.
 LONG_SECONDS = 600.0
@@ -101,9 +104,14 @@ def check_chunk(chunk_seconds: float | None) -> float:
     return float(c)
 
 
-def features_from_blocks(features: Any, blocks: Iterable[Any], sample_rate: float, *,
-                         name: str = "audio stream") -> torch.Tensor:
-    """Feature frames of audio given as consecutive blocks: ``features(whole).T``.
+def iter_features(features: Any, blocks: Iterable[Any], sample_rate: float, *,
+                  name: str = "audio stream") -> Iterator[torch.Tensor]:
+    """Feature frames of audio given as consecutive blocks, as they become final.
+
+    With an extractor whose block plan gives final frames (log-mel: every block's frames
+    once the samples under their windows arrived), one ``(frames, n_features)`` tensor per
+    block, so no more than a block is held; with one that needs the whole sequence at the end
+    (MFCC), a single tensor after the last block. Their concatenation is ``features(whole).T``.
 
     Args:
         features: a feature extractor (:class:`~speechface.features.FeatureExtractor`).
@@ -112,11 +120,34 @@ def features_from_blocks(features: Any, blocks: Iterable[Any], sample_rate: floa
         sample_rate: their rate in Hz (resampled to the extractor's rate).
         name: how to call the input in error messages.
 
-    Returns:
-        ``(frames, n_features)`` float tensor, ``frames = samples_at_16kHz // 640``.
-
     Raises:
         AudioError: NaN/infinite samples, no samples, or less than one 40 ms frame.
+
+    Example:
+        >>> from speechface.features import create_features
+        >>> parts = iter_features(create_features("logmel"), np.zeros((3, 3200), np.float32), 16000)
+        >>> tuple(len(p) for p in parts)
+        (5, 5, 5, 0)
+    """
+    audio = AudioStream(sample_rate, target_rate=features.sample_rate, name=name)
+    frames = features.block_stream()
+    if frames.finish_needs_all:
+        parts = [frames.push(audio.push(block)) for block in blocks]
+        parts.append(frames.push(audio.run(final=True), final=True))
+        yield frames.finish(torch.cat(parts))
+        return
+    for block in blocks:
+        yield frames.push(audio.push(block))
+    yield frames.push(audio.run(final=True), final=True)
+
+
+def features_from_blocks(features: Any, blocks: Iterable[Any], sample_rate: float, *,
+                         name: str = "audio stream") -> torch.Tensor:
+    """All feature frames of audio given as consecutive blocks: ``features(whole).T``
+    (:func:`iter_features`, concatenated).
+
+    Returns:
+        ``(frames, n_features)`` float tensor, ``frames = samples_at_16kHz // 640``.
 
     Example:
         >>> from speechface.features import create_features
@@ -124,16 +155,13 @@ def features_from_blocks(features: Any, blocks: Iterable[Any], sample_rate: floa
         ...                      16000).shape
         torch.Size([50, 80])
     """
-    audio = AudioStream(sample_rate, target_rate=features.sample_rate, name=name)
-    frames = features.block_stream()
-    parts = [frames.push(audio.push(block)) for block in blocks]
-    parts.append(frames.push(audio.run(final=True), final=True))
-    return frames.finish(torch.cat(parts))
+    return torch.cat(list(iter_features(features, blocks, sample_rate, name=name)))
 
 
-def long_features(features: Any, audio: Any, sample_rate: float | None = None,
-                  chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS) -> torch.Tensor:
-    """Feature frames of a long file or array, read ``chunk_seconds`` at a time.
+def feature_blocks(features: Any, audio: Any, sample_rate: float | None = None,
+                   chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS) -> Iterator[torch.Tensor]:
+    """Feature frames of a long file or array, read ``chunk_seconds`` at a time
+    (:func:`iter_features` on :func:`~speechface.audio.open_blocks`).
 
     Args:
         features: a feature extractor.
@@ -143,14 +171,27 @@ def long_features(features: Any, audio: Any, sample_rate: float | None = None,
         chunk_seconds: block length in seconds (default 60); it sets the memory used, not the
             result.
 
-    Returns:
-        ``(frames, n_features)``: the rows of ``features(load_audio(audio)).T``.
+    Yields:
+        ``(frames, n_features)`` blocks whose concatenation is ``features(load_audio(audio)).T``.
 
     Raises:
         AudioError: the errors of :func:`~speechface.audio.load_audio`, naming the file.
     """
     with open_blocks(audio, sample_rate, check_chunk(chunk_seconds)) as (blocks, rate, label):
-        return features_from_blocks(features, blocks, rate, name=label)
+        yield from iter_features(features, blocks, rate, name=label)
+
+
+def long_features(features: Any, audio: Any, sample_rate: float | None = None,
+                  chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS) -> torch.Tensor:
+    """All feature frames of a long file or array (:func:`feature_blocks`, concatenated):
+    ``(frames, n_features)``, the rows of ``features(load_audio(audio)).T``.
+
+    Example:
+        >>> from speechface.features import create_features
+        >>> long_features(create_features("mfcc"), np.zeros(48000, np.float32), 16000, 1.0).shape
+        torch.Size([75, 39])
+    """
+    return torch.cat(list(feature_blocks(features, audio, sample_rate, chunk_seconds)))
 
 
 def predict_blocks(estimator: Any, blocks: Iterable[Any], sample_rate: float, *,
@@ -178,10 +219,8 @@ def predict_blocks(estimator: Any, blocks: Iterable[Any], sample_rate: float, *,
         >>> predict_blocks(est, np.zeros((10, 3200), np.float32), 16000).values.shape
         (50, 17)
     """
-    with estimator.eval_mode():
-        feats = features_from_blocks(estimator.features, blocks, sample_rate, name=name)
-    return estimator.predict_features(feats, source,
-                                      block_frames=int(DEFAULT_CHUNK_SECONDS * estimator.fps))
+    return estimator.predict_feature_blocks(
+        iter_features(estimator.features, blocks, sample_rate, name=name), source)
 
 
 def predict_long(estimator: Any, audio: Any, chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
@@ -209,11 +248,10 @@ def predict_long(estimator: Any, audio: Any, chunk_seconds: float | None = DEFAU
         >>> predict_long(est, np.zeros(16000 * 5, np.float32), 1.0, sample_rate=16000).values.shape
         (125, 17)
     """
-    chunk = check_chunk(chunk_seconds)
-    with estimator.eval_mode():
-        feats = long_features(estimator.features, audio, sample_rate, chunk)
-    return estimator.predict_features(feats, audio if isinstance(audio, (str, os.PathLike)) else None,
-                                      block_frames=max(1, int(chunk * estimator.fps)))
+    check_chunk(chunk_seconds)
+    return estimator.predict_feature_blocks(
+        feature_blocks(estimator.features, audio, sample_rate, chunk_seconds),
+        audio if isinstance(audio, (str, os.PathLike)) else None)
 
 
 def predict_stdin(estimator: Any, stream: IO[bytes] | None = None,
@@ -249,7 +287,6 @@ def predict_stdin(estimator: Any, stream: IO[bytes] | None = None,
             raise AudioError(f"{label} is empty (0 bytes); pipe an audio file, e.g. "
                              "'cat speech.wav | speechface predict - -o aus.csv'")
         tmp.seek(0)
-        with estimator.eval_mode(), open_blocks(tmp, None, chunk, name=label) as (blocks, rate, _):
-            feats = features_from_blocks(estimator.features, blocks, rate, name=label)
-    return estimator.predict_features(feats, "<stdin>",
-                                      block_frames=max(1, int(chunk * estimator.fps)))
+        with open_blocks(tmp, None, chunk, name=label) as (blocks, rate, _):
+            return estimator.predict_feature_blocks(
+                iter_features(estimator.features, blocks, rate, name=label), "<stdin>")

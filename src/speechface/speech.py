@@ -13,7 +13,7 @@ per-dimension output calibration (``value = activate(raw * scale + bias)``).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -44,7 +44,7 @@ class SpeechEstimator(PretrainedModel):
     the constructor is for code that already holds the parts.
 
     The data path of :meth:`predict`: audio -> :func:`~speechface.audio.load_audio` (or, for
-    long inputs, :func:`~speechface.longform.long_features`) -> the feature extractor ->
+    long inputs, :func:`~speechface.longform.feature_blocks`) -> the feature extractor ->
     :meth:`normalize` -> the network -> :meth:`calibrate` -> ``space.activate`` ->
     :class:`~speechface.results.Prediction`.
 
@@ -218,16 +218,9 @@ class SpeechEstimator(PretrainedModel):
                           source=str(source) if isinstance(source, (str, os.PathLike)) else None,
                           frame_level=self.network.frame_level)
 
-    def predict_features(self, feats: torch.Tensor, source: Any = None, *,
-                         block_frames: int | None = None) -> Prediction:
+    def predict_features(self, feats: torch.Tensor, source: Any = None) -> Prediction:
         """Predict from feature frames ``(frames, n_features)`` (the extractor's output,
-        transposed, before normalisation).
-
-        Args:
-            feats: un-normalised feature frames.
-            source: recorded as ``Prediction.source`` (a path).
-            block_frames: run a streamable network over blocks of this many frames (bounded
-                activations; the same values up to float32 rounding); ``None``: one call.
+        transposed, before normalisation), in one network call.
 
         Example:
             >>> est = AUEstimator.create("mlp")
@@ -235,15 +228,29 @@ class SpeechEstimator(PretrainedModel):
             (50, 17)
         """
         with self.eval_mode():
-            x = self.normalize(feats.to(self.device))
-            if block_frames is not None and self.network.stream_reason() is None:
-                ns = self.network.stream()
-                parts = [ns.push(x[i:i + block_frames]) for i in range(0, len(x), block_frames)]
-                parts.append(ns.push(x[:0], final=True))
-                raw = torch.cat(parts)
-            else:
-                raw = self.network(x[None])[0]
+            raw = self.network(self.normalize(feats.to(self.device))[None])[0]
             return self.to_prediction(self.calibrate(raw), source)
+
+    def predict_feature_blocks(self, blocks: Iterable[torch.Tensor], source: Any = None
+                               ) -> Prediction:
+        """Predict from consecutive blocks of feature frames with bounded memory: a network
+        that streams (:meth:`~speechface.estimators.Estimator.stream`) runs on each block as it
+        comes; any other gets the concatenated frames. Same values as :meth:`predict_features`
+        on the concatenation (up to float32 rounding).
+
+        Example:
+            >>> est = AUEstimator.create("cnn")
+            >>> est.predict_feature_blocks([torch.zeros(30, 80), torch.zeros(20, 80)]).values.shape
+            (50, 17)
+        """
+        with self.eval_mode():
+            if self.network.stream_reason() is not None:
+                return self.predict_features(torch.cat(list(blocks)), source)
+            ns = self.network.stream()
+            raws = [ns.push(self.normalize(b.to(self.device))) for b in blocks]
+            none = torch.zeros(0, int(self.features.n_features), device=self.device)
+            raws.append(ns.push(none, final=True))
+            return self.to_prediction(self.calibrate(torch.cat(raws)), source)
 
     def predict(self, audio: Any, sample_rate: int | None = None, *,
                 chunk_seconds: float | None = None) -> Prediction:
@@ -254,7 +261,7 @@ class SpeechEstimator(PretrainedModel):
                 numpy array or torch tensor (then give ``sample_rate``). Any rate; resampled.
             sample_rate: sample rate of an array input.
             chunk_seconds: process the input in blocks of this many seconds with bounded memory
-                (:func:`~speechface.longform.long_features`; same values up to float32
+                (:func:`~speechface.longform.feature_blocks`; same values up to float32
                 rounding). Inputs longer than ``speechface.longform.LONG_SECONDS`` (10 min) are
                 processed so by default.
 
@@ -263,11 +270,9 @@ class SpeechEstimator(PretrainedModel):
             frame n at n/25 s (one row for utterance-level models).
         """
         if chunk_seconds is not None or longform.is_long(audio, sample_rate):
-            chunk = longform.check_chunk(chunk_seconds)
-            with self.eval_mode():
-                feats = longform.long_features(self.features, audio, sample_rate, chunk)
-            return self.predict_features(feats, audio,
-                                         block_frames=max(1, int(chunk * self.fps)))
+            blocks = longform.feature_blocks(self.features, audio, sample_rate,
+                                             longform.check_chunk(chunk_seconds))
+            return self.predict_feature_blocks(blocks, audio)
         wave = self.load(audio, sample_rate)
         with self.eval_mode():
             feats = self.features(wave.to(self.device)).T

@@ -109,6 +109,10 @@ class FeatureStream:
         (torch.Size([1, 80]), torch.Size([1, 80]))
     """
 
+    #: True when :meth:`finish` needs the whole sequence of pushed frames (then the frames
+    #: :meth:`push` returns are intermediate; False: they are final features, usable at once).
+    finish_needs_all: bool = False
+
     def __init__(self, extractor: FeatureExtractor) -> None:
         self.extractor = extractor
         self.frames = 0  # frames returned so far

@@ -199,6 +199,7 @@ class _MFCCBlocks(MelPowerStream):
     """Mel power frames block by block; :meth:`finish` applies the rest of ``MFCC.forward``."""
 
     extractor: MFCC
+    finish_needs_all = True
 
     def finish(self, frames: torch.Tensor) -> torch.Tensor:
         return self.extractor.from_mel_power(frames.T[None])[0].T
