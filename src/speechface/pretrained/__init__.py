@@ -21,7 +21,7 @@ _HERE = Path(__file__).parent
 #: values), ``translator_<space>`` the translator for that space.
 DEFAULT_MODELS: dict[str, str] = {
     "au17": "cnn.au17-mediapipe-openface",
-    "animate_au17": "dcnn.au17-mediapipe",
+    "animate_au17": "cnn.au17-whisper",
     "emotion8": "stats_pool.emotion8-ravdess-whisper",
     "landmarks68": "cnn_gru.landmarks68-mediapipe",
     "expression": "vgg13.ferplus",
