@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechface import AUEstimator, LandmarkEstimator
+from speechface import AUEstimator, LandmarkEstimator, SpeechEstimator
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "speechface"
@@ -195,7 +195,8 @@ def speech() -> np.ndarray:
     return x[:48_000]
 
 
-@pytest.mark.parametrize("how", ["whole", "blocks", "48kHz-blocks", "stream"])
+@pytest.mark.parametrize("how", ["whole", "blocks", "48kHz-blocks", "stream", "whisper-blocks",
+                                 "mfcc-utterance-blocks"])
 def test_the_audio_argument_of_predict_never_comes_back_to_a_component(how: str,
                                                                        speech: np.ndarray
                                                                        ) -> None:
@@ -207,6 +208,13 @@ def test_the_audio_argument_of_predict_never_comes_back_to_a_component(how: str,
     elif how == "48kHz-blocks":
         x48 = np.repeat(speech, 3)
         run = lambda: est.predict(x48, 48000, chunk_seconds=0.7)  # noqa: E731
+    elif how == "whisper-blocks":  # overlapping encoder windows (OverlapWindowStream)
+        wh = AUEstimator.create("cnn", feature="whisper",
+                                feature_args={"window_seconds": 1.0, "overlap_seconds": 0.4})
+        run = lambda: wh.predict(speech, 16000, chunk_seconds=0.7)  # noqa: E731
+    elif how == "mfcc-utterance-blocks":  # mel blocks + finish; a network that cannot stream
+        mf = SpeechEstimator.create("lstm_mfcc")
+        run = lambda: mf.predict(speech, 16000, chunk_seconds=0.7)  # noqa: E731
     else:
         st = LandmarkEstimator.create("cnn_gru").stream()  # made before: the audio goes to push
 
