@@ -15,26 +15,32 @@ def _estimators() -> str:
     from speechface.estimators import count_parameters
     from speechface.registry import ESTIMATORS
 
-    rows = ["| name | reference | frame-level | default feature | default space | parameters (au17) | receptive field (frames) |",
-            "|---|---|---|---|---|---:|---:|"]
+    rows = ["| name | reference | frame-level | default feature | default space | parameters (au17) | receptive field (frames) | streams |",
+            "|---|---|---|---|---|---:|---:|---|"]
     for name, cls in ESTIMATORS.items():
         in_f = 39 if cls.default_feature == "mfcc" else 80
         net = cls(in_features=in_f, space="au17")
         rf = net.receptive_field
+        streams = (f"yes ({type(net.stream()).__name__})" if net.stream_reason() is None
+                   else "no")
         rows.append(f"| `{name}` | {cls.paper} | {'yes' if cls.frame_level else 'no (one vector per utterance)'} "
                     f"| `{cls.default_feature}` | `{cls.default_space}` | {count_parameters(net):,} "
-                    f"| {rf if rf is not None else 'whole utterance' if not net.lookahead else f'causal + {net.lookahead} ahead'} |")
+                    f"| {rf if rf is not None else 'whole utterance' if not net.lookahead else f'causal + {net.lookahead} ahead'} "
+                    f"| {streams} |")
     return "\n".join(rows)
 
 
 def _features() -> str:
     from speechface.registry import FEATURES
 
-    rows = ["| name | class | features per frame | frames per second | settings |", "|---|---|---:|---:|---|"]
+    rows = ["| name | class | features per frame | frames per second | streams | long input | settings |",
+            "|---|---|---:|---:|---|---|---|"]
     for name, cls in FEATURES.items():
         fx = cls()
         cfg = ", ".join(f"{k}={v}" for k, v in fx.config().items())
-        rows.append(f"| `{name}` | `{cls.__name__}` | {fx.n_features} | {fx.fps} | {cfg} |")
+        streams = "yes" if fx.stream_reason() is None else "no"
+        rows.append(f"| `{name}` | `{cls.__name__}` | {fx.n_features} | {fx.fps} | {streams} "
+                    f"| `{type(fx.block_stream()).__name__}` | {cfg} |")
     return "\n".join(rows)
 
 

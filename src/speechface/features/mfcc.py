@@ -16,7 +16,7 @@ from ..registry import FEATURES
 from .base import FeatureExtractor, FeatureStream
 from .logmel import MelPower, MelPowerStream
 
-__all__ = ["MFCC", "create_dct", "amplitude_to_db", "compute_deltas"]
+__all__ = ["MFCC", "MFCCBlockStream", "create_dct", "amplitude_to_db", "compute_deltas"]
 
 
 def create_dct(n_mfcc: int, n_mels: int) -> torch.Tensor:
@@ -192,11 +192,12 @@ class MFCC(FeatureExtractor):
             >>> mel.shape, fs.finish(mel).shape
             (torch.Size([25, 40]), torch.Size([25, 39]))
         """
-        return _MFCCBlocks(self, self.spectrogram)
+        return MFCCBlockStream(self, self.spectrogram)
 
 
-class _MFCCBlocks(MelPowerStream):
-    """Mel power frames block by block; :meth:`finish` applies the rest of ``MFCC.forward``."""
+class MFCCBlockStream(MelPowerStream):
+    """The MFCC block plan: mel power frames block by block (``(frames, n_mels)``), then
+    :meth:`finish` applies the rest of ``MFCC.forward`` to the whole mel sequence."""
 
     extractor: MFCC
     finish_needs_all = True
