@@ -13,9 +13,9 @@ them used to fit or calibrate any model). MediaPipe FaceLandmarker measures the 
   face's blendshapes (cross-talk). The jaw row parts the lips too (AU25 = AU26 = 3): under the
   AU proxy AU26 alone is a jaw drop with closed lips (also printed).
 - **quality**: the example speech (``examples/data/speech.wav``) animated onto each photo with
-  ``animate``'s defaults: eye-corner jitter (standard deviation over time of the four eye
-  corners' positions, MediaPipe video mode, in % of the inter-ocular distance; the same
-  measure on the unchanged photo repeated is MediaPipe's own noise), sharpness (variance of the
+  ``animate``'s defaults: eye-corner jitter (RMS frame-to-frame displacement of the four eye
+  corners, MediaPipe video mode, in % of the inter-ocular distance; also their standard
+  deviation over time; the jitter of the unchanged photo repeated is MediaPipe's own noise), sharpness (variance of the
   Laplacian inside the face box, frames / photo) and the number of pixels outside the face
   crop's box that differ from the photo in any frame.
 - **speed**: end-to-end ``animate`` (speech model + renderer + composing every full frame) on
@@ -119,8 +119,8 @@ def quality(tr) -> None:
     from speechface.teachers.mediapipe import MediaPipeTeacher
 
     print("\n== stability and quality (example speech, animate defaults)")
-    print(f"{'photo':14s} {'jitter %IOD':>11s} {'photo noise':>11s} {'sharpness':>9s} "
-          f"{'changed outside crop':>20s}")
+    print(f"{'photo':14s} {'jitter %IOD':>11s} {'std %IOD':>9s} {'photo noise':>11s} "
+          f"{'sharpness':>9s} {'changed outside crop':>20s}")
     corners = [33, 133, 362, 263]
     for p in photos():
         photo = load_image(p)
@@ -146,8 +146,14 @@ def quality(tr) -> None:
         tr_pts = corner_track(frames)
         still = corner_track([photo] * len(frames))
         iod = np.linalg.norm(np.nanmedian(still[:, 0] - still[:, 3], axis=0))
-        jitter = float(np.nanmean(np.nanstd(tr_pts, axis=0))) / iod * 100
-        noise = float(np.nanmean(np.nanstd(still, axis=0))) / iod * 100
+
+        def step(pts: np.ndarray, iod: float = iod) -> float:   # RMS frame-to-frame, % IOD
+            d = np.linalg.norm(np.diff(pts, axis=0), axis=-1)
+            return float(np.sqrt(np.nanmean(d ** 2))) / iod * 100
+
+        jitter = step(tr_pts)
+        spread = float(np.nanmean(np.nanstd(tr_pts, axis=0))) / iod * 100
+        noise = step(still)
         grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
         ref = cv2.Laplacian(grey[y0:y1, x0:x1], cv2.CV_64F).var()
         sharp = np.mean([cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)[y0:y1, x0:x1],
@@ -157,7 +163,8 @@ def quality(tr) -> None:
         changed = 0
         for f in frames:
             changed += int((f[outside] != photo[outside]).any(-1).sum())
-        print(f"{Path(p).name:14s} {jitter:11.3f} {noise:11.3f} {sharp:9.2f} {changed:20d}")
+        print(f"{Path(p).name:14s} {jitter:11.3f} {spread:9.3f} {noise:11.3f} {sharp:9.2f} "
+              f"{changed:20d}")
 
 
 def _burn(stop) -> None:  # a busy neighbour: one core of matrix products

@@ -62,6 +62,8 @@ _V = 468
 MOUTH_PAIRS: tuple[tuple[int, int], ...] = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14),
                                             (312, 317), (311, 402), (310, 318), (415, 324))
 _CORNERS = (78, 308)
+#: The eye corners (canthi): fixed to the skull, no expression moves them.
+_CANTHI = (33, 133, 362, 263)
 #: Eyelids, subject's right eye (image left) then left: upper lid-margin vertices, the lower
 #: margin vertex facing each, and the two rings of upper-lid skin above the margin.
 _LIDS = {"Right": ((246, 161, 160, 159, 158, 157, 173), (7, 163, 144, 145, 153, 154, 155),
@@ -289,6 +291,7 @@ class MeshWarpRenderer(ImageTranslator):
         for upper, lower, ring1, ring2 in _LIDS.values():
             for ids, keep in ((upper + lower, 0.0), (ring1, 0.3), (ring2, 0.7)):
                 out[np.ix_(brow, list(ids))] *= keep
+        out[:, list(_CANTHI)] = 0.0   # the eye corners stay where they are
         out = out.reshape(_N_BS, -1)
         rest = self.rest.detach().cpu().double().numpy()
         for side, (upper, lower, ring1, ring2) in _LIDS.items():
