@@ -232,3 +232,37 @@ def test_animate_defaults_to_the_mesh_renderer_without_the_lipsync_stage() -> No
     side = max(x1 - x0, y1 - y0)
     assert xs.min() > x0 - side and xs.max() < x1 + side and ys.max() < y1 + side
     assert frames.astype(np.float32).std(0).max() > 20     # visibly (the mouth)
+
+
+def test_landmark_renderer_projects_targets_onto_the_basis(crop) -> None:
+    from speechface.translators import Translator
+
+    tr = Translator.from_pretrained("mesh_warp.landmarks68-mediapipe")
+    assert tr.space.name == "landmarks68" and tr.network.arch == "mesh_warp"
+    own = tr.network.photo_condition(crop)
+    np.testing.assert_array_equal(tr.translate(crop, own), crop)          # own points: photo
+    shifted = own.copy()
+    shifted[:68] += 0.02                       # the whole head 2 % right: no blendshape for it
+    drop = own.copy()
+    drop[68 + 5:68 + 12] += 0.03               # the chin ...
+    drop[68 + 55:68 + 60] += 0.03              # ... and the lower lip 3 % of the crop lower
+    out = tr.translate(crop, np.stack([shifted, drop]))
+    moved = np.abs(out[0].astype(np.int16) - crop).mean()
+    assert moved < 1.0                         # head motion is not rendered
+    jaw = BLENDSHAPE_NAMES.index("jawOpen")
+    assert _observe(out[1]).blendshapes[jaw] > _observe(crop).blendshapes[jaw] + 0.05
+
+
+def test_animate_landmark_path_with_the_mesh_renderer() -> None:
+    pytest.importorskip("mediapipe")
+    need_shared("models", "face_landmarker.task")
+    from speechface import animate
+    from speechface.audio import load_audio
+    from speechface.translators import Translator
+
+    tr = Translator.from_pretrained("mesh_warp.landmarks68-mediapipe")
+    wave = load_audio(EXAMPLES / "speech.wav")[:16000].numpy()
+    anim = animate(wave, EXAMPLES / "astronaut.jpg", translator=tr, space="landmarks68",
+                   sample_rate=16000, progress=False)
+    assert anim.info["translator"] == "mesh_warp.landmarks68-mediapipe" and len(anim) == 25
+    assert anim.frames.astype(np.float32).std(0).max() > 5

@@ -19,7 +19,8 @@ Command line::
 
     python -m speechface.render.fit ../shared/data/av_clips -o src/speechface/pretrained/mesh_warp.au17-mediapipe \\
         --val-config configs/cause_cnn.yaml --groups configs/av_clips_groups.json \\
-        --cache /tmp/speechface_tracks [--grid-every 5]
+        --cache /tmp/speechface_tracks [--grid-every 5] \\
+        [--landmarks-out src/speechface/pretrained/mesh_warp.landmarks68-mediapipe]
 
 Example:
     >>> from speechface.render.fit import fit_basis                   # doctest: +SKIP
@@ -43,7 +44,7 @@ import numpy as np
 from .mesh import ANCHORS, INNER_LIPS, N_VERTICES, to_canonical
 
 __all__ = ["fit_basis", "evaluate_basis", "calibrate_gains", "designed_rows", "canonical_clip",
-           "make_template", "region_masks", "MOUTH_VERTICES", "main"]
+           "make_template", "region_masks", "landmark_variant", "MOUTH_VERTICES", "main"]
 
 #: Lip vertices (outer and inner loops) used for the mouth R^2.
 MOUTH_VERTICES: tuple[int, ...] = tuple(sorted(set(INNER_LIPS) | {
@@ -318,6 +319,23 @@ def _val_groups(config: str | None) -> set[str]:
     return set(cfg.get("val_groups") or [])
 
 
+def landmark_variant(translator: Any, name: str = "mesh_warp.landmarks68-mediapipe") -> Any:
+    """The same fitted renderer conditioned on ``landmarks68`` (target points are projected
+    onto its blendshape basis).
+
+    Example:
+        >>> lm = landmark_variant(Translator.from_pretrained("mesh_warp.au17-mediapipe"))  # doctest: +SKIP
+        >>> lm.space.name                                                                # doctest: +SKIP
+        'landmarks68'
+    """
+    from ..translators.mesh_warp import build_renderer
+
+    net = translator.network
+    model = {"template": net.template.numpy(), "basis": net.basis.numpy(),
+             "rest": net.rest.numpy()}
+    return build_renderer(model, name=name, info=dict(translator.info), space="landmarks68")
+
+
 def _calibration_photos(files: Sequence[tuple[str, Path]], n: int) -> list[np.ndarray]:
     """Face crops of the first frame of ``n`` training clips, one per speaker group."""
     from ..face import crop_face, detect_faces
@@ -353,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grid-every", type=int, default=5,
                    help="use every n-th clip of a speaker folder with over 100 clips (GRID s1)")
     p.add_argument("--name", default="mesh_warp.au17-mediapipe")
+    p.add_argument("--landmarks-out", default=None,
+                   help="also write the landmarks68 renderer (same basis) to this folder")
     p.add_argument("--calibration-photos", type=int, default=12,
                    help="first frames of this many training speakers calibrate the gains")
     args = p.parse_args(argv)
@@ -415,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         "calibration": {"photos": cal["photos"], "score": 0.5, "gain": gains,
                         "slope_last_round": slopes}})
     tr.save_pretrained(args.out)
+    if args.landmarks_out:
+        landmark_variant(tr).save_pretrained(args.landmarks_out)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

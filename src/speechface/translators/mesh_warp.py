@@ -104,7 +104,9 @@ class MeshWarpRenderer(ImageTranslator):
     """Renders AU / blendshape conditions on a photo's face mesh at full resolution.
 
     Args:
-        space: ``"au17"`` (AU proxy intensities 0-5).
+        space: ``"au17"`` (AU proxy intensities 0-5) or ``"landmarks68"`` (target points
+            ``x_0..x_67, y_0..y_67`` normalised to the crop; the motion is projected onto
+            the blendshape basis, so head motion in the targets is left out).
         image_size: the side :meth:`forward` works at when called as a network (the
             user-facing :meth:`~speechface.translators.Translator.translate` renders at the
             input's own size).
@@ -136,8 +138,8 @@ class MeshWarpRenderer(ImageTranslator):
     def __init__(self, space: str = "au17", image_size: int = 256, ring: float = 1.3,
                  mouth_interior: bool = True, keep_expression: bool = True,
                  max_stretch: float = 0.6, max_grid: int = 192) -> None:
-        if space != "au17":
-            raise ValueError(f"mesh_warp is conditioned on au17, not {space!r}")
+        if space not in ("au17", "landmarks68"):
+            raise ValueError(f"mesh_warp is conditioned on au17 or landmarks68, not {space!r}")
         super().__init__(space=space, image_size=image_size)
         if not ring > 1.0:
             raise ValueError(f"ring must be > 1, got {ring!r}")
@@ -307,9 +309,18 @@ class MeshWarpRenderer(ImageTranslator):
 
     # ------------------------------------------------------------------ conditions
     def blendshape_delta(self, cond: np.ndarray, rig: _Rig) -> np.ndarray:
-        """``(N, 17)`` AUs -> ``(N, 51)`` blendshape score changes to apply to the photo: the
-        scores minus the photo's own; with ``keep_expression``, for the expressive
-        blendshapes, the scores above the resting level."""
+        """Conditions -> ``(N, 51)`` blendshape score changes to apply to the photo.
+
+        ``au17`` ``(N, 17)``: the scores minus the photo's own; with ``keep_expression``, for
+        the expressive blendshapes, the scores above the resting level. ``landmarks68``
+        ``(N, 136)`` (x_0..x_67, y_0..y_67 normalised to the crop): the score changes whose
+        motion of the 68 points best matches the targets' offsets from the photo's own points
+        (ridge least squares on the photo's basis, after the head pose of the targets is
+        aligned onto the photo's by a similarity on the nose bridge and eye corners), kept
+        within the 0-1 range of each score.
+        """
+        if self.space.name == "landmarks68":
+            return self._landmark_delta(np.asarray(cond, np.float64), rig)
         from ..render.mesh import au17_to_blendshapes
 
         bs = au17_to_blendshapes(np.asarray(cond, np.float32))[:, 1:].astype(np.float64)
@@ -319,9 +330,35 @@ class MeshWarpRenderer(ImageTranslator):
             delta = np.where(self._articulator, delta, add)
         return delta
 
+    def _landmark_delta(self, cond: np.ndarray, rig: _Rig) -> np.ndarray:
+        from ..teachers.mediapipe import BLENDSHAPE_NAMES, MP_TO_IBUG68
+
+        h, w = rig.shape
+        idx = list(MP_TO_IBUG68)
+        basis = rig.basis.reshape(_N_BS, _V, 2)[:, idx]          # (51, 68, 2) pixels
+        b = np.concatenate([basis[..., 0], basis[..., 1]], 1)    # (51, 136) as cond's layout
+        use = np.array([not n.startswith("eyeLook") for n in BLENDSHAPE_NAMES[1:]])
+        b = b * use[:, None]
+        from ..render.mesh import apply_similarity, similarity
+
+        own_xy = rig.src[idx]
+        own = np.concatenate([own_xy[:, 0], own_xy[:, 1]])
+        tgt = np.stack([cond[:, :68] * w, cond[:, 68:] * h], -1)        # (N, 68, 2) pixels
+        rigid = [27, 28, 29, 30, 36, 39, 42, 45]   # nose bridge and eye corners: head pose
+        for i in range(len(tgt)):
+            s_, r_, t_ = similarity(tgt[i, rigid], own_xy[rigid])
+            tgt[i] = apply_similarity(tgt[i], s_, r_, t_)
+        offsets = np.concatenate([tgt[..., 0], tgt[..., 1]], 1) - own    # (N, 136) pixels
+        gram = b @ b.T
+        lam = 1e-2 * np.trace(gram) / max(int(use.sum()), 1)
+        delta = np.linalg.solve(gram + lam * np.eye(_N_BS), b @ offsets.T).T
+        own_bs = rig.found_bs[1:].astype(np.float64)
+        return np.clip(delta, -own_bs, 1.0 - own_bs) * use
+
     def photo_condition(self, face: np.ndarray) -> np.ndarray:
-        """The ``(17,)`` AUs that give ``face`` back unchanged: its own mouth (AU proxy of
-        its blendshapes) and, with ``keep_expression``, 0 elsewhere.
+        """The condition that gives ``face`` back unchanged: for ``au17`` its own mouth (AU
+        proxy of its blendshapes) and, with ``keep_expression``, 0 elsewhere; for
+        ``landmarks68`` its own 68 points normalised to the crop.
 
         Example:
             >>> c = net.photo_condition(face_crop)                   # doctest: +SKIP
@@ -332,6 +369,12 @@ class MeshWarpRenderer(ImageTranslator):
         from ..teachers.mediapipe import blendshapes_to_au17
 
         rig = self.rig(np.ascontiguousarray(face))
+        if self.space.name == "landmarks68":
+            from ..teachers.mediapipe import MP_TO_IBUG68
+
+            h, w = rig.shape
+            pts = rig.src[list(MP_TO_IBUG68)]
+            return np.concatenate([pts[:, 0] / w, pts[:, 1] / h]).astype(np.float32)
         own = blendshapes_to_au17(rig.found_bs)
         if not self.keep_expression:
             return own
@@ -390,7 +433,8 @@ class MeshWarpRenderer(ImageTranslator):
         up_ids = [a for a, _ in MOUTH_PAIRS]
         lo_ids = [b for _, b in MOUTH_PAIRS]
         # a closing mouth: the lips meet, they do not cross (no fold-over of the lip triangles)
-        cross = tgt[lo_ids, 1] < tgt[up_ids, 1]
+        cross = tgt[lo_ids, 1] - tgt[up_ids, 1] < np.minimum(
+            rig.src[lo_ids, 1] - rig.src[up_ids, 1], 0.0) - 1e-6
         if cross.any():
             mid = 0.5 * (tgt[up_ids, 1] + tgt[lo_ids, 1])
             tgt[np.array(up_ids)[cross], 1] = mid[cross]
@@ -522,7 +566,8 @@ class MeshWarpRenderer(ImageTranslator):
 
     # ------------------------------------------------------------------ batches
     def render(self, face: np.ndarray, cond: Any) -> np.ndarray:
-        """One uint8 crop ``(H, W, 3)`` and ``(N, 17)`` AUs -> ``(N, H, W, 3)`` uint8 frames.
+        """One uint8 crop ``(H, W, 3)`` and ``(N, D)`` conditions (17 AUs, or 136 landmark
+        coordinates normalised to the crop) -> ``(N, H, W, 3)`` uint8 frames.
 
         Example:
             >>> frames = net.render(face_crop, np.zeros((3, 17)))   # doctest: +SKIP
@@ -554,7 +599,7 @@ class MeshWarpRenderer(ImageTranslator):
         return out, att[:, None].to(img.device, img.dtype)
 
 
-def build_renderer(model: dict[str, Any], *, name: str = "mesh_warp.au17-mediapipe",
+def build_renderer(model: dict[str, Any], *, name: str | None = None,
                    info: dict[str, Any] | None = None, **model_args: Any) -> Any:
     """A :class:`~speechface.translators.Translator` around a fitted basis
     (:func:`speechface.render.fit.fit_basis`'s dict: ``template``, ``basis``).
@@ -578,4 +623,5 @@ def build_renderer(model: dict[str, Any], *, name: str = "mesh_warp.au17-mediapi
         net.inner_lips.copy_(torch.as_tensor(topo["inner_lips"]))
     meta = {"crop_margin": 0.35, "crop_shift": 0.0}
     meta.update(info or {})
+    name = name or f"mesh_warp.{net.space.name}-mediapipe"
     return Translator(net, name=name, pretrained=True, info=meta)
