@@ -65,5 +65,5 @@ def test_predict_with_the_packaged_default(ravdess_clip: Path, tmp_path: Path) -
     out = tmp_path / "aus.csv"
     proc = run_cli("predict", str(ravdess_clip), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "cnn.au17-mediapipe-openface [pretrained]" in proc.stderr
+    assert "cnn.au17-whisper-openface [pretrained]" in proc.stderr
     assert out.read_text().startswith("frame,timestamp,AU01_r")

@@ -20,9 +20,13 @@ _HERE = Path(__file__).parent
 #: it differs (the translators are trained on the MediaPipe AU proxy, not OpenFace-calibrated
 #: values), ``translator_<space>`` the translator for that space.
 DEFAULT_MODELS: dict[str, str] = {
-    "au17": "cnn.au17-mediapipe-openface",
+    "au17": "cnn.au17-whisper-openface",
     "animate_au17": "cnn.au17-whisper",
     "emotion8": "stats_pool.emotion8-ravdess-whisper",
+    # streaming (``est.stream()``, ``speechface stream``) needs log-mel models: the Whisper
+    # defaults above attend to whole encoder windows
+    "stream_au17": "cnn.au17-mediapipe-openface",
+    "stream_emotion8": "dcnn.emotion8-ravdess",
     "landmarks68": "cnn_gru.landmarks68-mediapipe",
     "expression": "vgg13.ferplus",
     "translator": "mesh_warp.au17-mediapipe",
