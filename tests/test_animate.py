@@ -252,3 +252,26 @@ def test_fast_path_stays_close_to_fp32(anim, speech2s, models) -> None:
     for i in (0, 25, 49):
         diff = np.abs(fast.frame(i).astype(int) - anim.frame(i).astype(int))
         assert diff.max() <= 12 and diff.mean() < 1.0
+
+
+def test_hold_expression_adds_the_utterance_vector_except_the_mouth() -> None:
+    from speechface.animate import hold_utterance_expression
+    from speechface.errors import ModelError
+    from speechface.pretrained import DEFAULT_MODELS
+    from speechface.speech import SpeechEstimator
+
+    rng = np.random.default_rng(0)
+    wave = (0.1 * rng.standard_normal(16000 * 2)).astype(np.float32)
+    cond = np.zeros((50, 17), np.float32)
+    cond[:, 15] = np.linspace(0, 2, 50)  # AU26 moves with the speech
+    model = SpeechEstimator.from_pretrained(DEFAULT_MODELS["utterance_au17"])
+    vec = model.predict(wave, sample_rate=16000).values.reshape(-1, 17).mean(0)
+    held = hold_utterance_expression(cond, wave, True)
+    np.testing.assert_allclose(held[:, 15], cond[:, 15])             # the mouth keeps the speech
+    np.testing.assert_allclose(held[:, 14], cond[:, 14])             # AU25 too
+    np.testing.assert_allclose(held[:, 0], np.clip(vec[0], 0, 5), atol=1e-6)  # held all along
+    assert np.all(held[0, :14] == held[-1, :14])
+    with pytest.raises(ModelError, match="utterance-level"):
+        hold_utterance_expression(cond, wave, SpeechEstimator.create("cnn"))
+    with pytest.raises(ModelError, match="au17"):
+        hold_utterance_expression(cond, wave, True, space="emotion8")

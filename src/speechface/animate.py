@@ -649,6 +649,51 @@ def _default_models(space: str | None, translator: Any, estimator: Any) -> tuple
 
 
 # --------------------------------------------------------------------------- animate
+def hold_utterance_expression(cond: np.ndarray, wave: np.ndarray, model: Any = True,
+                              space: Any = "au17") -> np.ndarray:
+    """Add one utterance-level AU vector, predicted from the speech, to every frame.
+
+    ``model`` is an utterance-level au17 estimator (``lstm_mfcc``: one vector per utterance),
+    a model name or folder, or True for ``DEFAULT_MODELS["utterance_au17"]``. Every AU except
+    the articulation channels (AU25, AU26: the speech moves them) becomes
+    ``clip(frame value + utterance value, 0, 5)``, so the face holds the expression the voice
+    suggests for the whole utterance while the mouth keeps following the speech.
+
+    Args:
+        cond: ``(frames, 17)`` AU conditions.
+        wave: 16 kHz mono speech.
+
+    Returns:
+        The new ``(frames, 17)`` conditions.
+
+    Raises:
+        ModelError: the model is not an utterance-level au17 model, or the space is not au17.
+
+    Example:
+        >>> held = hold_utterance_expression(cond, wave, True)           # doctest: +SKIP
+    """
+    from .emotion_control import ARTICULATION
+    from .pretrained import DEFAULT_MODELS
+    from .speech import SpeechEstimator
+
+    name = getattr(space, "name", space)
+    if name != "au17":
+        raise ModelError(f"hold_expression works on au17 conditions, not {name}")
+    if model is True:
+        model = DEFAULT_MODELS["utterance_au17"]
+    est = model if isinstance(model, SpeechEstimator) else SpeechEstimator.from_pretrained(model)
+    if est.space.name != "au17" or getattr(est.network, "frame_level", True):
+        raise ModelError(f"hold_expression needs an utterance-level au17 model (lstm_mfcc), got "
+                         f"{est.network.arch!r} on {est.space.name}")
+    vec = np.asarray(est.predict(wave, sample_rate=AUDIO_RATE).values, np.float32).reshape(-1, 17)
+    vec = vec.mean(0)
+    labels = list(est.space.labels)
+    keep = [i for i, lab in enumerate(labels) if lab not in ARTICULATION["au17"]]
+    out = np.array(cond, dtype=np.float32, copy=True)
+    out[:, keep] = np.clip(out[:, keep] + vec[keep], 0.0, 5.0)
+    return out
+
+
 def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = None, *,
             sample_rate: int | None = None, space: str | None = None, smoothing: float = 0.0,
             strength: float = 1.0, expressiveness: float = 1.0, dynamics: bool = True,
@@ -656,7 +701,7 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             face_index: int | None = None, margin: float | None = None,
             feather: float = DEFAULT_FEATHER, batch_size: int = 16, fast: Any = None,
             progress: bool = True, emotion: Any = None, intensity: Any = 1.0,
-            device: Any = None) -> Animation:
+            hold_expression: Any = None, device: Any = None) -> Animation:
     """Animate the face in a photo with speech.
 
     Args:
@@ -716,6 +761,12 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             keep the speech (:func:`speechface.emotion_control.apply_emotion`). None = off.
         intensity: the emotion's strength: 1 = the prototype at FACS level C (AU 3); a number
             or a per-frame curve.
+        hold_expression: hold one facial expression for the whole utterance, predicted from the
+            speech by an utterance-level au17 model (the MFCC-LSTM source's system), as in
+            :func:`hold_utterance_expression`: True = the packaged
+            ``DEFAULT_MODELS["utterance_au17"]``; a model, name or folder = that one; None/False
+            = off. The expression is added to every frame except the jaw/lips-part channels,
+            which keep the speech.
         device: torch device the models run on (default: where they are; the packaged
             defaults load on the CPU).
 
@@ -775,6 +826,10 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         cond = smooth_conditions(cond, float(smoothing))
         cond = expand_dynamics(cond, translator.space, float(expressiveness))
         cond = scale_conditions(cond, translator.space, float(strength))
+    if hold_expression is not None and hold_expression is not False:
+        if landmark_path:
+            raise ValueError("hold_expression needs an au17 translator, not a landmark path")
+        cond = hold_utterance_expression(cond, wave, hold_expression, translator.space)
     if emotion is not None:  # the emotion's FACS prototype on the speech-driven AUs
         from .emotion_control import apply_emotion
 
@@ -908,6 +963,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                         "disgust, fear, contempt); the jaw keeps the speech")
     p.add_argument("--intensity", type=float, default=1.0,
                    help="strength of --emotion (default 1 = FACS level C)")
+    p.add_argument("--hold-expression", nargs="?", const="default", default=None,
+                   metavar="MODEL",
+                   help="hold one expression for the utterance, predicted by an utterance-level "
+                        "au17 model (default: the packaged lstm_mfcc model)")
     p.add_argument("--side-by-side", action="store_true",
                    help="show the input photo left of the animation")
     p.add_argument("--face-index", type=int, default=None,
@@ -988,6 +1047,8 @@ def _animate_and_save(args: argparse.Namespace, estimator: Any, translator: Any,
                    side_by_side=args.side_by_side,
                    face_index=args.face_index, batch_size=args.batch_size,
                    progress=not args.quiet, emotion=args.emotion, intensity=args.intensity,
+                   hold_expression=(True if args.hold_expression == "default"
+                                    else args.hold_expression),
                    device=device)
     anim.save(out)
     return anim

@@ -27,6 +27,8 @@ DEFAULT_MODELS: dict[str, str] = {
     # defaults above attend to whole encoder windows
     "stream_au17": "cnn.au17-mediapipe-openface",
     "stream_emotion8": "dcnn.emotion8-ravdess",
+    # one AU vector per utterance (lstm_mfcc): animate(..., hold_expression=True)
+    "utterance_au17": "lstm_mfcc.au17-ravdess-prototypes",
     "landmarks68": "cnn_gru.landmarks68-mediapipe",
     "expression": "vgg13.ferplus",
     "translator": "mesh_warp.au17-mediapipe",
