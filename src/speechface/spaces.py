@@ -49,6 +49,43 @@ AU_NAMES: dict[str, str] = {
 }
 
 
+def _l1_ccc_loss(raw: torch.Tensor, target: torch.Tensor,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Masked L1 plus ``1 - CCC`` (Lin's concordance correlation), the CCC computed over the
+    valid frames of each sequence for each dimension and averaged over the (sequence,
+    dimension) pairs whose target varies (variance > 1e-6). ``raw``/``target``: ``(B, T, D)``
+    with ``mask (B, T)``, or ``(N, D)`` treated as one sequence of ``N`` rows (the frames of an
+    utterance, or the utterances of a batch for utterance-level models).
+
+    The CCC term rewards following the target's movement within each utterance (and its
+    scale), which the L1 term alone does not: with sparse, hard-to-predict targets L1 drives
+    outputs to a near-constant median.
+    """
+    if raw.dim() == 2:
+        raw, target = raw[None], target[None]
+        mask = None if mask is None else mask[None]
+    per = (raw - target).abs().mean(-1)
+    if mask is None:
+        l1 = per.mean()
+        m = torch.ones(per.shape, dtype=raw.dtype, device=raw.device)
+    else:
+        m = mask.to(per.dtype)
+        l1 = (per * m).sum() / m.sum().clamp_min(1.0)
+    if raw.dim() != 3:
+        return l1
+    w = m[..., None]  # (B, T, 1)
+    n = w.sum(1).clamp_min(1.0)  # (B, 1)
+    mx, my = (raw * w).sum(1) / n, (target * w).sum(1) / n  # (B, D)
+    dx, dy = (raw - mx[:, None]) * w, (target - my[:, None]) * w
+    vx, vy = dx.pow(2).sum(1) / n, dy.pow(2).sum(1) / n
+    cov = (dx * dy).sum(1) / n
+    ccc = 2 * cov / (vx + vy + (mx - my).pow(2)).clamp_min(1e-8)
+    ok = ((vy > 1e-6) & (w.sum(1) > 2)).to(raw.dtype)
+    if float(ok.sum()) == 0:
+        return l1
+    return l1 + ((1 - ccc) * ok).sum() / ok.sum()
+
+
 @dataclass(frozen=True)
 class Space:
     """A conditioning space.
@@ -98,7 +135,8 @@ class Space:
             raw: network outputs before :meth:`activate`.
             target: target values of this space.
             mask: optional ``(...)`` boolean/0-1 tensor; frames with 0 do not count.
-            kind: override the space's loss (``"l1"``, ``"mse"`` or ``"kl"``).
+            kind: override the space's loss (``"l1"``, ``"mse"``, ``"kl"``, or ``"ccc"``: L1
+                plus ``1 - CCC`` per sequence and dimension, see :func:`_l1_ccc_loss`).
 
         Returns:
             A scalar: the mean over valid frames (and dimensions, for L1/MSE).
@@ -112,8 +150,10 @@ class Space:
             logp = F.log_softmax(raw, dim=-1)
             t = target.clamp_min(0)
             per = (t * (torch.log(t.clamp_min(1e-8)) - logp)).sum(-1)
+        elif kind == "ccc":
+            return _l1_ccc_loss(raw, target, mask)
         else:
-            raise ValueError(f"unknown loss {kind!r} (choose l1, mse or kl)")
+            raise ValueError(f"unknown loss {kind!r} (choose l1, mse, kl or ccc)")
         if mask is None:
             return per.mean()
         m = mask.to(per.dtype)
