@@ -319,3 +319,36 @@ def test_blender_script_keys_shape_keys_in_blender(tmp_path):
         k = int(f) - 5
         for j, name in enumerate(ARKIT52_NAMES):
             assert vals[name] == pytest.approx(float(x[k, j]), abs=1e-3), (f, name)
+
+
+def test_ccc_loss_rewards_following_the_movement():
+    import torch
+
+    space = get_space("blendshapes52")
+    t = torch.linspace(0, 6.28, 100)
+    y = torch.zeros(2, 100, 52)
+    y[..., 24] = 0.3 + 0.2 * torch.sin(t)  # jawOpen moves, the rest is constant
+    m = torch.ones(2, 100, dtype=torch.bool)
+    assert float(space.loss_fn(y, y, m, kind="ccc")) == pytest.approx(0.0, abs=1e-6)
+    flat = torch.full_like(y, 0.3)
+    flat[..., :24] = 0
+    flat[..., 25:] = 0
+    # same L1 order of magnitude, but a flat output pays the whole (1 - CCC) of jawOpen
+    assert float(space.loss_fn(flat, y, m, kind="ccc")) > 0.9
+    scaled = y.clone()
+    scaled[..., 24] = 0.3 + 0.1 * torch.sin(t)  # follows, at half the size: CCC = 0.8
+    loss = float(space.loss_fn(scaled, y, m, kind="ccc"))
+    l1 = float((scaled - y).abs().mean())
+    assert loss == pytest.approx(l1 + (1 - 0.8), abs=1e-3)
+    # masked frames do not count; (T, D) is one sequence
+    m2 = m.clone()
+    m2[:, 50:] = False
+    bad = y.clone()
+    bad[:, 50:] = 5.0
+    assert float(space.loss_fn(bad, y, m2, kind="ccc")) == pytest.approx(0.0, abs=1e-6)
+    assert float(space.loss_fn(y[0], y[0], m[0], kind="ccc")) == pytest.approx(0.0, abs=1e-6)
+    raw = torch.zeros(2, 100, 52, requires_grad=True)
+    space.loss_fn(raw, y, m, kind="ccc").backward()
+    assert raw.grad[..., 24].abs().sum() > 0
+    with pytest.raises(ValueError, match="choose l1, mse, kl or ccc"):
+        space.loss_fn(raw, y, m, kind="huber")
