@@ -352,3 +352,22 @@ def test_ccc_loss_rewards_following_the_movement():
     assert raw.grad[..., 24].abs().sum() > 0
     with pytest.raises(ValueError, match="choose l1, mse, kl or ccc"):
         space.loss_fn(raw, y, m, kind="huber")
+
+
+def test_cli_predict_blendshapes52_livelink_with_the_packaged_model(tmp_path):
+    from conftest import EXAMPLES
+
+    out = tmp_path / "take.csv"
+    proc = subprocess.run([sys.executable, "-m", "speechface.cli", "predict",
+                           str(EXAMPLES / "speech.wav"), "--space", "blendshapes52", "-o",
+                           str(out), "--format", "livelink", "--fps", "60"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "blendshapes52" in proc.stderr and "[pretrained]" in proc.stderr
+    times, cols = parse_live_link_csv(out, fps=60)
+    assert np.diff(times) == pytest.approx(1 / 60)
+    assert cols["JawOpen"].std() > 0.005  # the packaged model moves the jaw with the speech
+    bad = subprocess.run([sys.executable, "-m", "speechface.cli", "predict",
+                          str(EXAMPLES / "speech.wav"), "-o", str(tmp_path / "a.csv"),
+                          "--fps", "60"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert bad.returncode == 2 and "keeps the model's 25 fps" in bad.stderr

@@ -225,3 +225,18 @@ def test_microphone_is_used_or_fails_clearly():
     err = proc.stderr.decode()
     assert "Traceback" not in err
     assert proc.returncode == 0 or (proc.returncode == 2 and "microphone" in err), err
+
+
+def test_default_live_model_is_the_packaged_streamable_one():
+    from speechface.pretrained import DEFAULT_MODELS
+    from speechface.streaming import stream_support
+
+    est = BlendshapeEstimator.from_pretrained(DEFAULT_MODELS["stream_blendshapes52"])
+    assert est.pretrained and stream_support(est) is None
+    assert est.stream().latency_seconds == pytest.approx(0.36)
+    proc = stream_cli(str(SPEECH), "--max-frames", "5")
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = [json.loads(x) for x in proc.stdout.decode().splitlines()]
+    assert [r["frame"] for r in lines] == list(range(5))
+    err = proc.stderr.decode()
+    assert "cnn.blendshapes52-logmel [pretrained]" in err and "model latency 360 ms" in err

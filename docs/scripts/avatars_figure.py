@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         j = ARKIT52_NAMES.index(name)
         tv = np.where(mask[:n], teacher[:n, j], np.nan)
         ax.plot(t, tv, color="0.6", lw=1.2, label="teacher (MediaPipe on the video)")
-        ax.plot(t, pred.values[:n, j], color="C0", lw=1.2, label=f"predicted from speech")
+        ax.plot(t, pred.values[:n, j], color="C0", lw=1.2, label="predicted from speech")
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_ylim(0, max(0.05, float(np.nanmax(tv)), float(pred.values[:n, j].max())) * 1.1)

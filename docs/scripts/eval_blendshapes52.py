@@ -127,14 +127,20 @@ def main(argv: list[str] | None = None) -> int:
         b = per_bs[row]
         mouth = [b[n]["clip_r"] for n in SPEECH_MOUTH if not math.isnan(b[n]["clip_r"])]
         const = [n for n, v in b.items() if v["pred_std"] < 1e-3 and v["teacher_std"] > 1e-2]
+        from speechface.blendshapes import group_of
+
+        by_group: dict[str, list[float]] = {}
+        for n, v in b.items():
+            if not math.isnan(v["clip_r"]):
+                by_group.setdefault(group_of(n), []).append(v["clip_r"])
+        lines += ["", f"**{row}**: mean per-clip r by group: " + ", ".join(
+            f"{g} {np.mean(v):.3f} ({len(v)} blendshapes)" for g, v in sorted(by_group.items()))]
         lines += ["", f"**{row}**: jawOpen mean per-clip r = {b['jawOpen']['clip_r']:.3f} "
                   f"(pooled r {b['jawOpen']['r']:.3f}); mean per-clip r over the "
                   f"{len(mouth)} speech mouth blendshapes = {np.mean(mouth):.3f}; "
                   f"constant where the teacher varies: {', '.join(const) or 'none'}.", "",
                   "| blendshape | group | pooled r | mean per-clip r | MAE | pred std | teacher std |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
-        from speechface.blendshapes import group_of
-
         for n in ARKIT52_NAMES:
             v = b[n]
             lines.append(f"| {n} | {group_of(n)} | {v['r']:.3f} | {v['clip_r']:.3f} | "

@@ -266,7 +266,7 @@ def run_live(estimator: Any, chunks: Iterable[Chunk], sink: Any, *, sample_rate:
     labels = tuple(st.labels)
     arrivals: list[tuple[int, float]] = []  # (end sample, arrival time) of recent chunks
     n_in = 0
-    lat: list[float] = []
+    lat = _LatencyStats()  # constant memory, however long the stream runs
     sent = 0
 
     def arrival(sample: int) -> float:
@@ -286,7 +286,7 @@ def run_live(estimator: Any, chunks: Iterable[Chunk], sink: Any, *, sample_rate:
         for row in values:
             first_sample = int(round(sent / fps * rate))
             latency = now - arrival(min(first_sample, n_in - 1))
-            lat.append(latency)
+            lat.add(latency)
             sink.send(LiveFrame(sent, sent / fps, latency, np.asarray(row), labels))
             sent += 1
             if max_frames is not None and sent >= max_frames:
@@ -313,13 +313,32 @@ def run_live(estimator: Any, chunks: Iterable[Chunk], sink: Any, *, sample_rate:
             emit(st.flush())
         except AudioError:
             pass  # less than one frame of input in all: nothing to flush
-    arr = np.asarray(lat) if lat else np.zeros(0)
     return {"frames": sent, "seconds_in": n_in / rate,
-            "latency_model_s": float(st.latency_seconds),
-            "first_latency_s": float(arr[0]) if len(arr) else math.nan,
-            "mean_latency_s": float(arr.mean()) if len(arr) else math.nan,
-            "p95_latency_s": float(np.percentile(arr, 95)) if len(arr) else math.nan,
-            "max_latency_s": float(arr.max()) if len(arr) else math.nan}
+            "latency_model_s": float(st.latency_seconds), **lat.summary()}
+
+
+class _LatencyStats:
+    """First, mean, max and a 1 ms histogram (for percentiles) of latencies: constant memory."""
+
+    def __init__(self, max_seconds: float = 30.0) -> None:
+        self.hist = np.zeros(int(max_seconds * 1000) + 1, np.int64)
+        self.n, self.total, self.max, self.first = 0, 0.0, -math.inf, math.nan
+
+    def add(self, x: float) -> None:
+        if self.n == 0:
+            self.first = x
+        self.n += 1
+        self.total += x
+        self.max = max(self.max, x)
+        self.hist[min(max(int(x * 1000), 0), len(self.hist) - 1)] += 1
+
+    def summary(self) -> dict[str, float]:
+        if self.n == 0:
+            return {k: math.nan for k in ("first_latency_s", "mean_latency_s", "p95_latency_s",
+                                          "max_latency_s")}
+        k = int(np.searchsorted(np.cumsum(self.hist), 0.95 * self.n))
+        return {"first_latency_s": self.first, "mean_latency_s": self.total / self.n,
+                "p95_latency_s": min((k + 1) / 1000, self.max), "max_latency_s": self.max}
 
 
 # --------------------------------------------------------------------------- sources

@@ -18,7 +18,8 @@ _HERE = Path(__file__).parent
 #: The model loaded by ``from_pretrained()`` with no argument, per conditioning space / family;
 #: ``animate_<space>`` is the estimator :func:`speechface.animate` drives translators with when
 #: it differs (the translators are trained on the MediaPipe AU proxy, not OpenFace-calibrated
-#: values), ``translator_<space>`` the translator for that space.
+#: values), ``translator_<space>`` the translator for that space, ``stream_<space>`` the model
+#: ``speechface stream`` uses when it differs (it must stream: log-mel features).
 DEFAULT_MODELS: dict[str, str] = {
     "au17": "cnn.au17-whisper-openface",
     "animate_au17": "cnn.au17-whisper",
@@ -34,6 +35,8 @@ DEFAULT_MODELS: dict[str, str] = {
     "translator": "mesh_warp.au17-mediapipe",
     "translator_ganimation": "ganimation.lfw64-mediapipe",
     "translator_landmarks68": "landmark_warp.lfw64-pairs",
+    "blendshapes52": "cnn.blendshapes52-logmel",
+    "stream_blendshapes52": "cnn.blendshapes52-logmel",
 }
 
 
