@@ -35,7 +35,7 @@ DEFAULT_MODELS: dict[str, str] = {
     "translator": "mesh_warp.au17-mediapipe",
     "translator_ganimation": "ganimation.lfw64-mediapipe",
     "translator_landmarks68": "landmark_warp.lfw64-pairs",
-    "blendshapes52": "cnn.blendshapes52-logmel",
+    "blendshapes52": "cnn.blendshapes52-whisper",
     "stream_blendshapes52": "cnn.blendshapes52-logmel",
 }
 
