@@ -89,7 +89,8 @@ def run(minutes: float, device: str, extra: list[str], stop_after: float | None
                     now = time.perf_counter() - t
                     if not samples or now - samples[-1][0] >= 5:
                         samples.append((now, st.get("VmRSS", 0)))
-                if stop_after is not None and time.perf_counter() - t > stop_after and child:
+                if stop_after is not None and time.perf_counter() - t > stop_after and child \
+                        and not stopped:
                     os.kill(child, 9)
                     stopped = True
             proc.wait()
@@ -133,8 +134,9 @@ def main() -> None:
                f"({r['frames'] / r['wall_s']:.1f} frames/s), mp4 {r['mp4_mb']:.1f} MB")
         print(f"{r['minutes']:g} min of speech: peak RSS {r['peak_gb']:.3f} GB ({ok}); {how}; "
               f"load {r['load_before'][0]:.2f} -> {r['load_after'][0]:.2f}", flush=True)
-        trace = ", ".join(f"{s:.0f}s:{kb / 1024:.0f}MB" for s, kb in r["samples"])
-        print(f"  RSS every 5 s: {trace}", flush=True)
+        step = max(1, len(r["samples"]) // 20)  # about 20 points
+        trace = ", ".join(f"{s:.0f}s:{kb / 1024:.0f}MB" for s, kb in r["samples"][::step])
+        print(f"  RSS over time: {trace}", flush=True)
 
 
 if __name__ == "__main__":

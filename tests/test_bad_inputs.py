@@ -943,3 +943,39 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
     monkeypatch.setenv("SPEECHFACE_DEBUG", "1")
     assert main(_predict(work, out)) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- bounded memory
+def test_animation_frames_are_rendered_one_batch_at_a_time() -> None:
+    """Saving or iterating renders `batch` faces at a time and keeps only the current batch."""
+    from speechface.animate import Animation, _Composer
+    from speechface.face import FaceBox, crop_face
+
+    photo = np.full((96, 80, 3), 90, np.uint8)
+    crop = crop_face(photo, FaceBox(20, 20, 60, 70), size=32)
+    calls: list[tuple[int, int]] = []
+
+    def render(start: int, stop: int) -> np.ndarray:
+        calls.append((start, stop))
+        return np.full((stop - start, 32, 32, 3), start % 250, np.uint8)
+
+    anim = Animation(_Composer(photo, crop, render, 40, 16, 0.1, False), fps=25.0)
+    assert calls == [] and len(anim) == 40  # nothing rendered before it is needed
+    frames = list(anim.iter_frames())
+    assert calls == [(0, 16), (16, 32), (32, 40)]
+    assert all(f.shape == (96, 80, 3) for f in frames)
+    assert anim._source._faces.shape[0] == 8  # only the last batch is held
+
+
+def test_big_frames_are_encoded_with_low_memory_settings(tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    from speechface.animate import _BIG_FRAME_PIXELS, Animation
+
+    frames = np.zeros((3, 2048, 2050, 3), np.uint8)
+    assert 2048 * 2050 > _BIG_FRAME_PIXELS
+    frames[1, 100:200] = 255
+    Animation(frames, audio=_tone(0.12, 16000)).save(tmp_path / "big.mp4")
+    with av.open(str(tmp_path / "big.mp4")) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.codec_context.height) == (2050, 2048)
+        assert sum(1 for _ in c.decode(v)) == 3

@@ -75,6 +75,12 @@ _IMAGE_FORMATS = (".gif", ".webp")
 #: the network's input-keeping composition and up again when pasted; bounds memory and time).
 MAX_FACE_SIDE = 768
 AUDIO_RATE = 16000
+#: Frames larger than this (pixels) are encoded with x264's low-memory settings: one
+#: reference frame, no B-frames, a 2-frame lookahead, one thread (30 frames of 6000x6000:
+#: 4.5 GB with the defaults, 1.2 GB so; the background is static, so quality barely changes).
+_BIG_FRAME_PIXELS = 4_000_000
+_LOW_MEMORY_X264 = "rc-lookahead=2:sync-lookahead=0:threads=1:bframes=0:ref=1:mbtree=0"
+_BLOCK_SECONDS = 60.0  # speech longer than this is predicted block by block
 #: ``speechface animate`` refuses longer speech up front (``--max-seconds``): one hour.
 MAX_SECONDS = 3600.0
 
@@ -355,7 +361,9 @@ class Animation:
         - ``.mp4`` (also ``.m4v``, ``.mov``, ``.mkv``): H.264 (libx264, yuv420p, ``crf``) + AAC
           mono with the speech, via PyAV (``pip install 'speechface[video]'``). yuv420p needs
           an even width and height: an odd side is padded by repeating the last pixel row /
-          column (1 px).
+          column (1 px). Frames over 4 megapixels are encoded with x264's low-memory settings
+          (one reference frame, no B-frames, short lookahead), so a huge photo does not need
+          gigabytes of encoder buffers.
         - ``.gif``: 40 ms per frame at 25 fps, looping, no sound; one 256-colour palette
           for all frames, no dithering (identical consecutive frames are merged by PIL, their
           durations summed).
@@ -414,12 +422,14 @@ class Animation:
         w, h = self.size
         ew, eh = w + (w % 2), h + (h % 2)
         rate = Fraction(self.fps).limit_denominator(1001)
+        options = {"crf": str(int(crf)), "preset": preset}
+        if ew * eh > _BIG_FRAME_PIXELS:  # x264 holds ~40 frames by default: 4.5 GB at 6000x6000
+            options["x264-params"] = _LOW_MEMORY_X264
         with av.open(str(tmp), "w") as out:
             vs = None
             for codec in ("libx264", "h264"):
                 try:
-                    vs = out.add_stream(codec, rate=rate,
-                                        options={"crf": str(int(crf)), "preset": preset})
+                    vs = out.add_stream(codec, rate=rate, options=options)
                     break
                 except (ValueError, av.error.FFmpegError):  # type: ignore[attr-defined]
                     continue
@@ -572,7 +582,10 @@ def _frame_values(estimator: Any, wave: np.ndarray, dynamics: bool
                   ) -> tuple[Any, np.ndarray, np.ndarray | None]:
     """``(prediction, per-frame values, gain)``: utterance-level outputs held for every frame,
     the estimator's recorded dynamics gain applied when ``dynamics``."""
-    pred = estimator.predict(wave, AUDIO_RATE)
+    # over a minute: in blocks (speechface.longform; same values up to float32 rounding), so
+    # a long speech does not hold every layer's activations at once
+    long = len(wave) > _BLOCK_SECONDS * AUDIO_RATE
+    pred = estimator.predict(wave, AUDIO_RATE, chunk_seconds=_BLOCK_SECONDS if long else None)
     values = np.asarray(pred.values, dtype=np.float32)
     n = max(1, int(len(wave) * float(pred.fps) // AUDIO_RATE))
     if not pred.frame_level or len(values) == 1:  # utterance-level: hold it for every frame
