@@ -80,7 +80,8 @@ AUDIO_RATE = 16000
 #: 4.5 GB with the defaults, 1.2 GB so; the background is static, so quality barely changes).
 _BIG_FRAME_PIXELS = 4_000_000
 _LOW_MEMORY_X264 = "rc-lookahead=2:sync-lookahead=0:threads=1:bframes=0:ref=1:mbtree=0"
-_BLOCK_SECONDS = 60.0  # speech longer than this is predicted block by block
+_BLOCK_SECONDS = 60.0
+_BATCH_BYTES = 256 << 20  # rendered faces held at once (at most; one face always)  # speech longer than this is predicted block by block
 #: ``speechface animate`` refuses longer speech up front (``--max-seconds``): one hour.
 MAX_SECONDS = 3600.0
 
@@ -916,7 +917,10 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
                 bar.close()
         return np.asarray(faces, dtype=np.uint8)
 
-    source = _Composer(photo, crop, render, len(cond), batch_size, feather, side_by_side)
+    # frames rendered per step: batch_size, fewer when the crops are big (a full-resolution
+    # renderer on a huge photo), so a step holds at most about _BATCH_BYTES of faces
+    per_step = max(1, min(batch_size, _BATCH_BYTES // max(1, 3 * crop.size * crop.size)))
+    source = _Composer(photo, crop, render, len(cond), per_step, feather, side_by_side)
     info = {"estimator": pred.model, "estimator_pretrained": bool(pred.pretrained),
             "translator": getattr(translator, "name", type(translator).__name__),
             "translator_pretrained": bool(getattr(translator, "pretrained", False)),
