@@ -245,7 +245,11 @@ def _groups_from_config(path: str) -> list[str]:
     import yaml
 
     try:
-        cfg = yaml.safe_load(Path(path).read_text())
+        with open(path, "rb") as f:
+            text = f.read((1 << 20) + 1)
+        if len(text) > 1 << 20:
+            raise DataError(f"{path}: larger than 1 MiB, not a training config")
+        cfg = yaml.safe_load(text)
     except (OSError, yaml.YAMLError) as e:
         raise DataError(f"{path}: cannot read val_groups: {e}") from e
     groups = (cfg or {}).get("val_groups") or []
