@@ -150,6 +150,7 @@ def test_no_readable_checkpoint_is_a_clear_error(tmp_path) -> None:
 
 
 def _config_class(name: str) -> type:
+    from speechface.render.fit import MeshFitConfig
     from speechface.training import (
         EmotionTrainConfig,
         ExpressionTrainConfig,
@@ -159,7 +160,7 @@ def _config_class(name: str) -> type:
 
     for prefix, cls in (("emotion_", EmotionTrainConfig), ("expression_", ExpressionTrainConfig),
                         ("ganimation_", GANimationTrainConfig), ("landmark_gan", GANimationTrainConfig),
-                        ("landmark_warp", LandmarkWarpTrainConfig)):
+                        ("landmark_warp", LandmarkWarpTrainConfig), ("mesh_warp", MeshFitConfig)):
         if name.startswith(prefix):
             return cls
     return EstimatorTrainConfig

@@ -266,3 +266,28 @@ def test_animate_landmark_path_with_the_mesh_renderer() -> None:
                    sample_rate=16000, progress=False)
     assert anim.info["translator"] == "mesh_warp.landmarks68-mediapipe" and len(anim) == 25
     assert anim.frames.astype(np.float32).std(0).max() > 5
+
+
+def test_speechface_train_mesh_fits_and_writes_both_renderers(tmp_path) -> None:
+    pytest.importorskip("mediapipe")
+    need_shared("models", "face_landmarker.task")
+    import json
+
+    from conftest import REPO
+    from speechface.cli import main
+    from speechface.translators import Translator
+
+    grid = need_shared("data", "av_clips", "grid_s1")
+    clips = [str(p) for p in sorted(grid.glob("*.mp4"))[:3]]
+    cfg = {"inputs": clips, "out": str(tmp_path / "au"), "landmarks_out": str(tmp_path / "lm"),
+           "val_config": str(REPO / "configs" / "cause_cnn.yaml"),
+           "groups": str(REPO / "configs" / "av_clips_groups.json"),
+           "cache": str(tmp_path / "cache"), "calibration_photos": 1}
+    (tmp_path / "mesh.json").write_text(json.dumps(cfg))
+    assert main(["train", "mesh", "--config", str(tmp_path / "mesh.json")]) == 0
+    au = Translator.from_pretrained(tmp_path / "au")
+    lm = Translator.from_pretrained(tmp_path / "lm")
+    assert au.space.name == "au17" and lm.space.name == "landmarks68"
+    assert au.info["fit"]["clips"] == 3 and au.info["calibration"]["photos"] == 1
+    np.testing.assert_array_equal(au.network.basis.numpy(), lm.network.basis.numpy())
+    assert main(["train", "mesh", "--set", "grid_every=0"]) != 0       # one-line error

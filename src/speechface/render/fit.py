@@ -15,7 +15,7 @@ blendshapes (:func:`~speechface.render.tracks.track_clip`). The fit:
 Clips of the speech models' held-out speakers (``val_groups`` of a config) are never used in
 the fit; they are the held-out set here too.
 
-Command line::
+Command line (``speechface train mesh --config configs/mesh_warp.yaml`` runs the same fit)::
 
     python -m speechface.render.fit ../shared/data/av_clips -o src/speechface/pretrained/mesh_warp.au17-mediapipe \\
         --val-config configs/cause_cnn.yaml --groups configs/av_clips_groups.json \\
@@ -32,19 +32,22 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from ..training.config import train_command
 from .mesh import ANCHORS, INNER_LIPS, N_VERTICES, to_canonical
 
 __all__ = ["fit_basis", "evaluate_basis", "calibrate_gains", "designed_rows", "canonical_clip",
-           "make_template", "region_masks", "landmark_variant", "MOUTH_VERTICES", "main"]
+           "make_template", "region_masks", "landmark_variant", "MeshFitConfig", "fit_mesh",
+           "MOUTH_VERTICES", "main"]
 
 #: Lip vertices (outer and inner loops) used for the mouth R^2.
 MOUTH_VERTICES: tuple[int, ...] = tuple(sorted(set(INNER_LIPS) | {
@@ -355,9 +358,6 @@ def _calibration_photos(files: Sequence[tuple[str, Path]], n: int) -> list[np.nd
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m speechface.render.fit``: track clips, fit, evaluate, save the model folder."""
-    from ..data.prepare import clip_group, find_videos, load_groups
-    from .tracks import track_clip
-
     p = argparse.ArgumentParser(prog="python -m speechface.render.fit",
                                 description="Fit the mesh renderer's blendshape displacement "
                                             "basis on talking-face clips.")
@@ -376,20 +376,62 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibration-photos", type=int, default=12,
                    help="first frames of this many training speakers calibrate the gains")
     args = p.parse_args(argv)
-    groups = load_groups(args.groups)
-    val = _val_groups(args.val_config)
-    videos = find_videos(args.inputs)
+    fit_mesh(MeshFitConfig(inputs=list(args.inputs), out=args.out, val_config=args.val_config,
+                           groups=args.groups, cache=args.cache, grid_every=args.grid_every,
+                           name=args.name, landmarks_out=args.landmarks_out,
+                           calibration_photos=args.calibration_photos))
+    return 0
+
+
+@dataclasses.dataclass
+class MeshFitConfig:
+    """Options of the mesh renderer's fit (``speechface train mesh``; see :func:`main`).
+
+    Example:
+        >>> MeshFitConfig(out="runs/mesh").grid_every
+        5
+    """
+
+    inputs: list[str] = dataclasses.field(default_factory=lambda: ["../shared/data/av_clips"])
+    out: str = "runs/mesh_warp/au17"
+    val_config: str | None = "configs/cause_cnn.yaml"
+    groups: str | None = "configs/av_clips_groups.json"
+    cache: str | None = None
+    grid_every: int = 5
+    name: str = "mesh_warp.au17-mediapipe"
+    landmarks_out: str | None = None
+    calibration_photos: int = 12
+
+    BOUNDS: ClassVar[dict[str, str]] = {"grid_every": ">=1", "calibration_photos": ">=1"}
+
+
+@train_command("mesh", MeshFitConfig, example="grid_every=10 cache=/tmp/speechface_tracks",
+               help="fit the mesh renderer's blendshape displacement basis on talking-face "
+                    "clips (the default animation renderer)")
+def fit_mesh(cfg: MeshFitConfig, config_path: str | None = None) -> dict[str, Any]:
+    """Track the clips, fit, calibrate and save the renderer; the handler of
+    ``speechface train mesh`` and of ``python -m speechface.render.fit``.
+
+    Returns:
+        ``{"model": out folder, "ridge", "frames", "clips", "heldout": {...}}``.
+    """
+    from ..data.prepare import clip_group, find_videos, load_groups
+    from .tracks import track_clip
+
+    groups = load_groups(cfg.groups)
+    val = _val_groups(cfg.val_config)
+    videos = find_videos(cfg.inputs)
     by_folder: dict[str, list[Path]] = {}
     for v in videos:
         by_folder.setdefault(str(v.parent), []).append(v)
     chosen = []
     for vids in by_folder.values():
-        step = args.grid_every if len(vids) > 100 else 1
+        step = cfg.grid_every if len(vids) > 100 else 1
         chosen += sorted(vids)[::step]
     train, held, train_files = [], [], []
     t0 = time.time()
     for i, v in enumerate(chosen):
-        tr = dict(track_clip(v, args.cache))
+        tr = dict(track_clip(v, cfg.cache))
         tr["group"] = clip_group(v, groups=groups)
         (held if tr["group"] in val else train).append(tr)
         if tr["group"] not in val:
@@ -402,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"ridge": model["ridge"], "tune_r2": model["tune_r2"],
                       "frames": model["frames"], "clips": model["clips"],
                       "heldout": metrics}, indent=1))
-    photos = _calibration_photos(train_files, args.calibration_photos)
+    photos = _calibration_photos(train_files, cfg.calibration_photos)
     cal = calibrate_gains(model, photos)
     from ..teachers.mediapipe import BLENDSHAPE_NAMES as _NAMES
 
@@ -423,8 +465,8 @@ def main(argv: list[str] | None = None) -> int:
                                                       strict=True)}
     print(json.dumps({"gain": gains, "slope": slopes}, indent=1))
     model = dict(model, basis=np.asarray(model["basis"]) * cal["gain"][:, None, None])
-    tr = build_renderer(model, name=args.name, info={
-        "data": "talking-face clips: " + ", ".join(str(x) for x in args.inputs),
+    tr = build_renderer(model, name=cfg.name, info={
+        "data": "talking-face clips: " + ", ".join(str(x) for x in cfg.inputs),
         "teacher": "MediaPipe FaceLandmarker (478-point mesh + 52 blendshapes)",
         "fit": {"ridge": model["ridge"], "tune_r2": model["tune_r2"],
                 "frames": model["frames"], "clips": model["clips"],
@@ -434,11 +476,14 @@ def main(argv: list[str] | None = None) -> int:
         "designed_rows": model.get("designed", []),
         "calibration": {"photos": cal["photos"], "score": 0.5, "gain": gains,
                         "slope_last_round": slopes}})
-    tr.save_pretrained(args.out)
-    if args.landmarks_out:
-        landmark_variant(tr).save_pretrained(args.landmarks_out)
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+    tr.save_pretrained(cfg.out)
+    if cfg.landmarks_out:
+        landmark_variant(tr).save_pretrained(cfg.landmarks_out)
+    print(f"wrote {cfg.out}", file=sys.stderr)
+    return {"model": cfg.out, "ridge": model["ridge"], "frames": model["frames"],
+            "clips": model["clips"], "heldout": metrics}
+
+
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ config. Out: a trained model folder (``best/`` or ``final/``), checkpoints, ``lo
 """
 
 from ..data.clips import TrainClip, load_training_clips
+from ..render import fit as _mesh_fit  # noqa: E402,F401  (registers ``speechface train mesh``)
 from .config import TRAIN_COMMANDS, TrainConfig, add_train_parsers, train_command
 from .emotion import EmotionTrainConfig, UtteranceEmotionTrainer, train_emotion
 from .engine import (
