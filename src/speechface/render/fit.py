@@ -42,7 +42,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..training.config import train_command
 from .mesh import ANCHORS, INNER_LIPS, N_VERTICES, to_canonical
 
 __all__ = ["fit_basis", "evaluate_basis", "calibrate_gains", "designed_rows", "canonical_clip",
@@ -405,12 +404,9 @@ class MeshFitConfig:
     BOUNDS: ClassVar[dict[str, str]] = {"grid_every": ">=1", "calibration_photos": ">=1"}
 
 
-@train_command("mesh", MeshFitConfig, example="grid_every=10 cache=/tmp/speechface_tracks",
-               help="fit the mesh renderer's blendshape displacement basis on talking-face "
-                    "clips (the default animation renderer)")
 def fit_mesh(cfg: MeshFitConfig, config_path: str | None = None) -> dict[str, Any]:
-    """Track the clips, fit, calibrate and save the renderer; the handler of
-    ``speechface train mesh`` and of ``python -m speechface.render.fit``.
+    """Track the clips, fit, calibrate and save the renderer; what ``speechface train mesh``
+    (registered in :mod:`speechface.training.mesh`) and ``python -m speechface.render.fit`` run.
 
     Returns:
         ``{"model": out folder, "ridge", "frames", "clips", "heldout": {...}}``.

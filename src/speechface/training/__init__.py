@@ -11,7 +11,6 @@ config. Out: a trained model folder (``best/`` or ``final/``), checkpoints, ``lo
 """
 
 from ..data.clips import TrainClip, load_training_clips
-from ..render import fit as _mesh_fit  # noqa: E402,F401  (registers ``speechface train mesh``)
 from .config import TRAIN_COMMANDS, TrainConfig, add_train_parsers, train_command
 from .emotion import EmotionTrainConfig, UtteranceEmotionTrainer, train_emotion
 from .engine import (
@@ -27,6 +26,7 @@ from .engine import (
 from .estimator import EstimatorTrainConfig, EstimatorTrainer
 from .expression import ExpressionTrainConfig, ExpressionTrainer
 from .ganimation import GANimationTrainConfig, GANimationTrainer
+from .mesh import MeshFitConfig, fit_mesh
 from .warp import LandmarkWarpTrainConfig, LandmarkWarpTrainer
 
 __all__ = ["Run", "TrainState", "TrainConfig", "MetricWindow", "train_command", "TRAIN_COMMANDS",
@@ -35,4 +35,5 @@ __all__ = ["Run", "TrainState", "TrainConfig", "MetricWindow", "train_command", 
            "EstimatorTrainConfig", "EstimatorTrainer", "TrainClip", "load_training_clips",
            "ExpressionTrainConfig", "ExpressionTrainer", "GANimationTrainConfig", "GANimationTrainer",
            "LandmarkWarpTrainConfig", "LandmarkWarpTrainer",
-           "EmotionTrainConfig", "UtteranceEmotionTrainer", "train_emotion"]
+           "EmotionTrainConfig", "UtteranceEmotionTrainer", "train_emotion",
+           "MeshFitConfig", "fit_mesh"]
