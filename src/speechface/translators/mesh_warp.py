@@ -91,6 +91,7 @@ class _Rig:
     skin_lum: float
     mouth_width: float
     teeth: bool                # paint teeth (the photo's mouth is closed)
+    close_scale: float         # closing motion scale: lips meet exactly at the resting jaw
     found_bs: np.ndarray       # (52,) the photo's blendshapes
 
 
@@ -269,11 +270,23 @@ class MeshWarpRenderer(ImageTranslator):
         cv2.fillPoly(m_face, [np.round(xy[oval]).astype(np.int32)], 1)
         skin = face[m_face.astype(bool)]
         skin_lum = float(skin.mean()) if len(skin) else 128.0
+        # a photo with an open mouth: the fitted closing motion would shut it long before the
+        # condition reaches a resting jaw (then every closed-ish frame looks the same); scale
+        # the closing so the lips meet exactly at the resting scores
+        art_full = np.where(self._articulator, self.rest.detach().cpu().double().numpy() - ref,
+                            0.0)
+        full = (art_full @ photo_basis).reshape(_V, 2)
+        up_m, lo_m = [82, 13, 312], [87, 14, 317]
+        gap0 = float(np.mean(xy[lo_m, 1] - xy[up_m, 1]))
+        shut = float(np.mean(full[lo_m, 1] - full[up_m, 1]))
+        close_scale = float(np.clip(gap0 / -shut, 0.05, 1.0)) if shut < 0 and gap0 + shut < 0 \
+            else 1.0
         rig = _Rig(shape=(h, w), src=src, basis=photo_basis, ref_bs=ref.astype(np.float64),
                    triangles=triangles, region=(x0, y0, x1, y1), step=step, grid=grid,
                    inside=inside.astype(bool), checked=checked, checked_area=checked_area,
                    lip_rgb=np.asarray(lip_rgb, np.float64), skin_lum=skin_lum,
-                   mouth_width=mw, teeth=src_gap < 0.04 * mw, found_bs=obs.blendshapes)
+                   mouth_width=mw, teeth=src_gap < 0.04 * mw, found_bs=obs.blendshapes,
+                   close_scale=close_scale)
         self._rigs[key] = rig
         while len(self._rigs) > 4:
             self._rigs.popitem(last=False)
@@ -405,6 +418,9 @@ class MeshWarpRenderer(ImageTranslator):
         up_m, lo_m = [82, 13, 312], [87, 14, 317]
         gap = (rig.src[lo_m, 1] + move[lo_m, 1]) - (rig.src[up_m, 1] + move[up_m, 1])
         closing = move_art[lo_m, 1] - move_art[up_m, 1]
+        if closing.mean() < 0:     # closing: the photo's own opening maps onto the closure
+            move_art = move_art * rig.close_scale
+            closing = closing * rig.close_scale
         f = 1.0
         if closing.mean() < 0 and gap.mean() + closing.mean() < 0:
             f = float(np.clip(gap.mean() / -closing.mean(), 0.0, 1.0))
