@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--translator", default=None, help="translator name/folder (default: "
                    "animate's default)")
     p.add_argument("--no-lipsync", action="store_true", help="lipsync=False")
+    p.add_argument("--lipsync", action="store_true",
+                   help="lipsync=True (the packaged landmark lip-sync stage, as the previous "
+                        "default pipeline: --translator ganimation.lfw64-mediapipe --lipsync)")
     p.add_argument("--seconds", type=float, default=4.0, help="speech per clip (default 4 s)")
     p.add_argument("--clips", type=int, default=0, help="at most this many clips (0 = all)")
     p.add_argument("--photos", nargs="*", default=None)
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         for clip in clips:
             for photo in photos:
                 row = run_one(clip, photo, drive, args.seconds, translator,
-                              False if args.no_lipsync else None)
+                              False if args.no_lipsync else (True if args.lipsync else None))
                 rows.append(row)
                 print(f"{drive:6s} {row['clip'][:34]:34s} {row['photo']:14s} r {row['r']:+.3f} "
                       f"std {row['gen_std']:.3f}/{row['real_std']:.3f}  "
