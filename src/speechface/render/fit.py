@@ -45,7 +45,8 @@ import numpy as np
 from .mesh import ANCHORS, INNER_LIPS, N_VERTICES, to_canonical
 
 __all__ = ["fit_basis", "evaluate_basis", "calibrate_gains", "designed_rows", "canonical_clip",
-           "make_template", "region_masks", "landmark_variant", "MeshFitConfig", "fit_mesh",
+           "make_template", "region_masks", "resting_scores", "landmark_variant", "MeshFitConfig",
+           "fit_mesh",
            "MOUTH_VERTICES", "main"]
 
 #: Lip vertices (outer and inner loops) used for the mouth R^2.
@@ -69,6 +70,24 @@ def canonical_clip(track: dict[str, np.ndarray], template: np.ndarray
     ok = np.asarray(track["found"], bool)
     mesh = np.asarray(track["mesh"], np.float64)[ok, :N_VERTICES]
     return to_canonical(mesh, template), np.asarray(track["blendshapes"], np.float32)[ok]
+
+
+def resting_scores(blendshapes: np.ndarray, percentile: float = 10.0) -> np.ndarray:
+    """The ``(51,)`` resting score of each blendshape over ``(N, 52)`` frames of talking faces:
+    the ``percentile`` of each, except the eye blendshapes (blink, squint, wide, gaze), whose
+    median is used: a speaking face keeps its eyes open, and MediaPipe reads open eyes at
+    0.1-0.5 for these.
+
+    Example:
+        >>> bs = np.tile(np.linspace(0, 1, 11)[:, None], (1, 52))
+        >>> r = resting_scores(bs); float(r[0]), float(r[8])       # browDownLeft, eyeBlinkLeft
+        (0.1, 0.5)
+    """
+    from ..teachers.mediapipe import BLENDSHAPE_NAMES
+
+    b = np.asarray(blendshapes, np.float64)[:, 1:]
+    eye = np.array([n.startswith("eye") for n in BLENDSHAPE_NAMES[1:]])
+    return np.where(eye, np.median(b, axis=0), np.percentile(b, percentile, axis=0))
 
 
 def _centred(clips: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +176,7 @@ def fit_basis(train: Sequence[dict[str, np.ndarray]], *, ridges: Sequence[float]
             brows and eyes (:func:`region_masks`).
         rest_percentile: the resting score of each blendshape (what MediaPipe reads on a
             relaxed face; a condition only moves the face above it) is this percentile of the
-            training frames.
+            training frames (the median for the eye blendshapes, :func:`resting_scores`).
 
     Returns:
         ``{"template": (468, 3), "basis": (51, 468, 3) float32 (canonical units per unit
@@ -191,7 +210,7 @@ def fit_basis(train: Sequence[dict[str, np.ndarray]], *, ridges: Sequence[float]
         best = float(ridges[len(ridges) // 2])
     x, y = _centred(clips)
     w = _ridge(x, y, best, allowed)
-    rest = np.percentile(np.concatenate([b[:, 1:] for _, b in clips]), rest_percentile, axis=0)
+    rest = resting_scores(np.concatenate([b for _, b in clips]), rest_percentile)
     return {"template": template.astype(np.float32), "rest": rest.astype(np.float32),
             "basis": w.reshape(x.shape[1], N_VERTICES, 3).astype(np.float32),
             "ridge": best, "tune_r2": scores, "frames": int(len(x)), "clips": len(clips)}
