@@ -23,11 +23,13 @@ done
 speechface evaluate MLP-W="$OUT/au17w/mlp/best" RNN-W="$OUT/au17w/rnn/best" CNN-W="$OUT/au17w/cnn/best" \
   DCNN-W="$OUT/au17w/dcnn/best" MLP="$OUT/au17a/mlp/best" RNN="$OUT/au17a/rnn/best" \
   CNN="$OUT/au17a/cnn/best" DCNN="$OUT/au17a/dcnn/best" --data "$PREP" -o "$OUT/eval_table1"
-python benchmarks/heldout_speech.py CNN-W="$OUT/au17w/cnn/best" DCNN-W="$OUT/au17w/dcnn/best" \
+# the packaged AU model: the CNN with wider channels and an L1 + CCC loss
+speechface train estimator --config configs/cause_cnn_whisper_ccc.yaml --set progress=false
+python benchmarks/heldout_speech.py CNN-W-CCC="$OUT/au17w/cnn_wide_ccc/best" CNN-W="$OUT/au17w/cnn/best" DCNN-W="$OUT/au17w/dcnn/best" \
   CNN="$OUT/au17a/cnn/best" --json "$OUT/heldout.json"
-speechface calibrate CNN-W="$OUT/au17w/cnn/best" DCNN-W="$OUT/au17w/dcnn/best" \
+speechface calibrate CNN-W-CCC="$OUT/au17w/cnn_wide_ccc/best" CNN-W="$OUT/au17w/cnn/best" \
   --openface "$SHARED"/data/ravdess_openface/*.csv --audio-root "$SHARED/data/ravdess" \
-  --method floor --name cnn.au17-whisper-openface -o "$OUT/au17w/default"
+  --method floor --floor 0.1 --name cnn.au17-whisper-openface -o "$OUT/au17w/default"
 speechface train estimator --config configs/landmarks_cnn_gru_whisper.yaml --set progress=false
 speechface train emotion --config configs/emotion_ravdess_whisper.yaml
 speechface prepare prototypes "$SHARED/data/ravdess" -o prepared/ravdess_proto --exclude-actors 3 8 15 22
