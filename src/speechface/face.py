@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import io
 import os
-import sys
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ImageError, ModelError, NoFaceError
+from .teachers.mediapipe import native_logs_hidden, quiet_native_logs
 
 __all__ = [
     "blend_region",
@@ -307,45 +306,6 @@ class FaceBox:
 
 _LOCK = threading.Lock()
 _TEACHERS: dict[tuple[str, int, float], Any] = {}
-
-
-_QUIET = {"on": True}
-
-
-def quiet_native_logs(on: bool = True) -> None:
-    """Hide (default) or show the C++ log lines MediaPipe / TFLite write to stderr when a face
-    model starts (``speechface animate --verbose`` shows them).
-
-    Example:
-        >>> quiet_native_logs(True)
-    """
-    _QUIET["on"] = bool(on)
-    if on:  # read by absl / glog when MediaPipe is first imported
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-@contextlib.contextmanager
-def native_logs_hidden() -> Iterator[None]:
-    """Silence C++ log lines (absl/TFLite) written to file descriptor 2 while MediaPipe starts
-    (unless :func:`quiet_native_logs` was turned off)."""
-    if not _QUIET["on"]:
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 @atexit.register

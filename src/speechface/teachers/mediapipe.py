@@ -23,11 +23,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -402,6 +404,45 @@ def resolve_face_landmarker(model_path: str | os.PathLike[str] | None = None, *,
     return cached
 
 
+_QUIET = {"on": True}
+
+
+def quiet_native_logs(on: bool = True) -> None:
+    """Hide (default) or show the C++ log lines MediaPipe / TFLite write to stderr when a face
+    model starts (``speechface animate --verbose`` shows them).
+
+    Example:
+        >>> quiet_native_logs(True)
+    """
+    _QUIET["on"] = bool(on)
+    if on:  # read by absl / glog when MediaPipe is first imported
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextlib.contextmanager
+def native_logs_hidden() -> Iterator[None]:
+    """Silence C++ log lines (absl/TFLite) written to file descriptor 2 while MediaPipe starts
+    (unless :func:`quiet_native_logs` was turned off)."""
+    if not _QUIET["on"]:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 @dataclass
 class FaceObservation:
     """What the teacher sees in one image (the largest face when there are several).
@@ -511,7 +552,8 @@ class MediaPipeTeacher:
             min_face_detection_confidence=c, min_face_presence_confidence=c,
             min_tracking_confidence=c, output_face_blendshapes=True)
         try:
-            return vision.FaceLandmarker.create_from_options(opts)
+            with native_logs_hidden():
+                return vision.FaceLandmarker.create_from_options(opts)
         except (RuntimeError, ValueError) as e:
             raise ModelError(f"{self.model_path}: cannot load the FaceLandmarker ({e})") from e
 
