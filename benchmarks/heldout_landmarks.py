@@ -26,6 +26,7 @@ import yaml
 
 from speechface import SpeechEstimator
 from speechface.data.shards import list_clips, read_clip
+from speechface.metrics import bootstrap_mean_ci
 
 UPPER, LOWER = 62, 66
 
@@ -34,12 +35,6 @@ def opening(lm: np.ndarray) -> np.ndarray:
     """(T, 136) landmarks -> (T,) inner-lip opening (same units as the landmarks)."""
     pts = lm.reshape(len(lm), 68, 2)
     return np.linalg.norm(pts[:, UPPER] - pts[:, LOWER], axis=-1)
-
-
-def ci(values: np.ndarray, n: int = 2000) -> list[float]:
-    rng = np.random.default_rng(0)
-    means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(n)]
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     mean_face = np.concatenate(train_lm).mean(0)
     out: dict = {"n_clips": len(held)}
     mse_mean = np.array([((lm[m] - mean_face) ** 2).mean() for _, lm, m in held])
-    out["Mean face"] = {"mse": float(mse_mean.mean()), "mse_ci": ci(mse_mean)}
-    print(f"{'Mean face':>10}: MSE {mse_mean.mean():.5f} {ci(mse_mean)}")
+    out["Mean face"] = {"mse": float(mse_mean.mean()), "mse_ci": bootstrap_mean_ci(mse_mean)}
+    print(f"{'Mean face':>10}: MSE {mse_mean.mean():.5f} {out['Mean face']['mse_ci']}")
     for spec in args.models:
         name, _, path = spec.partition("=")
         model = SpeechEstimator.from_pretrained(path)
@@ -78,12 +73,13 @@ def main(argv: list[str] | None = None) -> int:
                 rs.append(float(np.corrcoef(po, to)[0, 1]) if po.std() > 1e-9 else 0.0)
                 ratio.append(float(po.std() / to.std()))
         rs, ratio, mses = np.array(rs), np.array(ratio), np.array(mses)
-        out[name] = {"mouth_r": float(rs.mean()), "mouth_r_ci": ci(rs),
+        out[name] = {"mouth_r": float(rs.mean()), "mouth_r_ci": bootstrap_mean_ci(rs),
                      "per_clip_r": [round(float(v), 3) for v in rs],
                      "opening_std_ratio_median": float(np.median(ratio)),
-                     "mse": float(mses.mean()), "mse_ci": ci(mses)}
-        print(f"{name:>10}: mouth opening r {rs.mean():.3f} {ci(rs)}; opening std / real "
-              f"{np.median(ratio):.2f} (median); MSE {mses.mean():.5f} {ci(mses)}")
+                     "mse": float(mses.mean()), "mse_ci": bootstrap_mean_ci(mses)}
+        res = out[name]
+        print(f"{name:>10}: mouth opening r {rs.mean():.3f} {res['mouth_r_ci']}; opening std / real "
+              f"{np.median(ratio):.2f} (median); MSE {mses.mean():.5f} {res['mse_ci']}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0

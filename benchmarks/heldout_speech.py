@@ -36,15 +36,10 @@ from speechface import SpeechEstimator
 from speechface.calibration import cross_validate_calibration
 from speechface.data.shards import list_clips, read_clip
 from speechface.evaluation import openface_clips
+from speechface.metrics import bootstrap_mean_ci
 from speechface.teachers.mediapipe import BLENDSHAPE_NAMES
 
 JAW = BLENDSHAPE_NAMES.index("jawOpen")
-
-
-def boot_ci(values: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(n)]
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def heldout_clips(data: str, groups: set[str]) -> list[dict]:
@@ -76,8 +71,8 @@ def mouth_and_motion(model: SpeechEstimator, clips: list[dict]) -> dict:
     p_std, t_std = np.median(np.stack(p_std), 0), np.median(np.stack(t_std), 0)
     constant = [lab for lab, ps, ts in zip(labels, p_std, t_std) if ts > 1e-3 and ps < 0.02 * ts]
     r25, r26 = np.array(r25), np.array(r26)
-    return {"n_clips": len(r26), "au26_jaw_r": float(r26.mean()), "au26_jaw_r_ci": boot_ci(r26),
-            "au25_jaw_r": float(r25.mean()), "au25_jaw_r_ci": boot_ci(r25),
+    return {"n_clips": len(r26), "au26_jaw_r": float(r26.mean()), "au26_jaw_r_ci": bootstrap_mean_ci(r26),
+            "au25_jaw_r": float(r25.mean()), "au25_jaw_r_ci": bootstrap_mean_ci(r25),
             "per_clip_au26_r": [round(float(v), 3) for v in r26],
             "pred_std": dict(zip(labels, np.round(p_std, 4).tolist())),
             "teacher_std": dict(zip(labels, np.round(t_std, 4).tolist())),

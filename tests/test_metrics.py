@@ -276,3 +276,13 @@ def test_plot_confusion(tmp_path) -> None:
     assert out.is_file() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(DataError):
         plot_confusion(cm, ["a", "b"], tmp_path / "bad.png")
+
+
+def test_bootstrap_mean_ci_brackets_the_mean() -> None:
+    from speechface.metrics import bootstrap_mean_ci
+
+    v = np.random.default_rng(1).normal(0.5, 0.2, 40)
+    lo, hi = bootstrap_mean_ci(v)
+    assert lo < v.mean() < hi and hi - lo < 0.2
+    assert bootstrap_mean_ci(v) == [lo, hi]  # seeded
+    assert all(np.isnan(bootstrap_mean_ci([])))

@@ -46,6 +46,7 @@ from .errors import DataError
 
 __all__ = [
     "evaluate_sequences",
+    "bootstrap_mean_ci",
     "zero_baseline",
     "mean_baseline",
     "frame_mean",
@@ -328,6 +329,22 @@ def zero_baseline(targets: Any) -> list[np.ndarray]:
         [(4, 17), (2, 17)]
     """
     return [np.zeros(_np(t).shape, dtype=np.float32) for t in _as_list(targets, "targets")]
+
+
+def bootstrap_mean_ci(values: Any, n_boot: int = 2000, seed: int = 0) -> list[float]:
+    """95 % percentile-bootstrap interval of the mean of ``values`` (e.g. one r per clip).
+
+    Example:
+        >>> lo, hi = bootstrap_mean_ci([0.2, 0.4, 0.6, 0.8])
+        >>> 0.2 <= lo <= 0.5 <= hi <= 0.8
+        True
+    """
+    v = _np(values).reshape(-1)
+    if len(v) == 0:
+        return [math.nan, math.nan]
+    rng = np.random.default_rng(seed)
+    means = [v[rng.integers(0, len(v), len(v))].mean() for _ in range(int(n_boot))]
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def mean_baseline(train_mean: Any, targets: Any) -> list[np.ndarray]:
