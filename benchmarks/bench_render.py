@@ -87,13 +87,16 @@ def expression(tr) -> None:
                     c[AU_NAMES.index(au)] = v
                 conds.append(c)
             outs = tr.translate(crop, np.stack(conds))
-            reads = []
+            reads, shapes = [], []
             for o in outs:
                 obs = t.observe(np.ascontiguousarray(o))
                 reads.append(obs.blendshapes if obs.found else np.full(52, np.nan))
+                shapes.append(obs.landmarks[:, :2] * o.shape[1::-1] if obs.found
+                              else np.full((478, 2), np.nan))
             for i, row in enumerate(ROWS, 1):
                 rows[row].append({k: float(np.mean(reads[i][v] - reads[0][v]))
                                   for k, v in idx.items()})
+                rows[row][-1].update(lid_cheek_rise(shapes[0], shapes[i]))
     print("\n== expression response (AU = 3, others 0; MediaPipe blendshape change over the "
           "AU-0 render; mean over photos)")
     print(f"{'condition':11s} " + " ".join(f"{g:>6s}" for g in GROUPS) +
@@ -109,6 +112,29 @@ def expression(tr) -> None:
     print("columns: the matching blendshapes of each AU (mean of left/right); own min = the "
           "smallest rise of the row's own column over the photos; other region = the columns "
           "of the other half of the face (brows/lids/cheeks vs mouth/jaw)")
+    print("\n== geometry read by MediaPipe (rise over the AU-0 render, % of the inter-ocular "
+          "distance; mean over photos, min in brackets): the cheek raiser lifts the lower lids and "
+          "cheeks, which MediaPipe's cheekSquint blendshape hardly reads")
+    for row, per_photo in rows.items():
+        cells = " ".join(f"{g} {np.mean([d[g] for d in per_photo]):+5.2f} "
+                         f"({min(d[g] for d in per_photo):+5.2f})" for g in ("lower lid", "cheek"))
+        print(f"{row:11s} {cells}")
+
+
+#: MediaPipe mesh points: eye centres (for the inter-ocular distance), the middle of each lower
+#: lid, and a point on each cheek below the eye.
+EYES = ((33, 133), (362, 263))
+LOWER_LID = (145, 374)
+CHEEK = (50, 280)
+
+
+def lid_cheek_rise(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
+    """Upward motion of the lower lids and cheeks from ``before`` to ``after`` (``(478, 2)``
+    pixel landmarks), in % of the inter-ocular distance of ``before`` (image y grows down)."""
+    centres = [before[list(e)].mean(0) for e in EYES]
+    iod = float(np.linalg.norm(centres[0] - centres[1]))
+    rise = lambda pts: float(np.mean(before[list(pts), 1] - after[list(pts), 1]) / iod * 100)  # noqa: E731
+    return {"lower lid": rise(LOWER_LID), "cheek": rise(CHEEK)}
 
 
 def quality(tr) -> None:
