@@ -11,7 +11,7 @@ a multiply-add counts as 2 FLOP), then frames/s of ``translate`` on one face cro
 astronaut example) with ``--frames`` conditions, for
 
 - fp32 eager, one frame per call, and batches of 16 (``Translator.translate`` as it is);
-- :mod:`speechface.fastpath` options: channels-last, bf16 autocast, both, and both plus frame
+- :mod:`speechface.render.fastpath` options: channels-last, bf16 autocast, both, and both plus frame
   reuse (``skip_tolerance``) on a realistic condition track (the packaged estimator's
   predictions on the example speech, smoothed as ``animate(smoothing=1.5)`` does; a synthetic
   smooth track when no estimator is packaged); ``--compile`` adds torch.compile.
@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from speechface.animate import smooth_conditions
-from speechface.errors import ModelError
-from speechface.face import load_image
-from speechface.fastpath import FastOptions, bf16_supported, translate
-from speechface.translators import Translator
+from speechface.core.errors import ModelError
+from speechface.render.animate import smooth_conditions
+from speechface.render.face import load_image
+from speechface.render.fastpath import FastOptions, bf16_supported, translate
+from speechface.render.translators import Translator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -133,7 +133,7 @@ def bench(name: str, tr: Translator, face: np.ndarray, args: argparse.Namespace)
         diff = np.abs(out.astype(np.int16) - ref)
         computed = args.frames
         if opts is not None and opts.skip_tolerance > 0:
-            from speechface.fastpath import keyframes
+            from speechface.render.fastpath import keyframes
 
             computed = len(keyframes(cond, opts.skip_tolerance)[0])
         note = f"  ({computed}/{args.frames} frames computed)" if computed < args.frames else ""

@@ -67,7 +67,7 @@ class Replay:
         self.info: dict = {}
 
     def predict(self, wave: np.ndarray, rate: int):  # noqa: ANN201 - mirrors SpeechEstimator
-        from speechface.results import Prediction
+        from speechface.core.results import Prediction
 
         return Prediction(values=self.values, labels=self.space.labels,
                           columns=self.space.columns, space=self.space.name, fps=FPS,
@@ -109,7 +109,7 @@ def generated_jaw(anim, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.
 
 
 def face_box(photo: np.ndarray) -> tuple[int, int, int, int]:
-    from speechface.face import find_face
+    from speechface.render.face import find_face
 
     b = find_face(photo)
     cx, cy = b.center
@@ -120,14 +120,14 @@ def face_box(photo: np.ndarray) -> tuple[int, int, int, int]:
 def run_one(video: Path, photo_path: str, drive: str, seconds: float, translator, lipsync):
     """One (clip, photo, drive): ``{"r", "std_ratio", ...}``."""
     from speechface import animate
-    from speechface.face import load_image
+    from speechface.render.face import load_image
+    from speechface.render.video import read_video_audio
     from speechface.teachers.mediapipe import (
         MP_TO_IBUG68,
         blendshapes_to_au17,
         landmarks68_from_478,
         stable_face_boxes,
     )
-    from speechface.video import read_video_audio
 
     tr = teacher_track(video)
     wave = read_video_audio(video).numpy()
@@ -143,7 +143,7 @@ def run_one(video: Path, photo_path: str, drive: str, seconds: float, translator
     if lipsync is not None:
         kwargs["lipsync"] = lipsync
     if drive == "real":
-        A = sys.modules["speechface.animate"]
+        A = sys.modules["speechface.render.animate"]
 
         au = blendshapes_to_au17(real_bs)
         xy = tr["mesh"][:, list(MP_TO_IBUG68), :2].astype(np.float64)
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     translator = None
     if args.translator:
-        from speechface.translators import Translator
+        from speechface.render.translators import Translator
 
         translator = Translator.from_pretrained(args.translator)
     photos = args.photos or sorted(glob.glob(str(SHARED / "data" / "faces" / "*.jpg"))) + \

@@ -59,7 +59,8 @@ def child(method: str, path: str, arch: str, chunk: float, threads: int, out: st
     import torch
 
     torch.set_num_threads(threads)
-    from speechface import SpeechEstimator, longform
+    from speechface import SpeechEstimator
+    from speechface.speech import longform
 
     torch.manual_seed(0)
     est = SpeechEstimator.create(arch).eval()

@@ -35,8 +35,8 @@ import torch
 
 from speechface import SpeechEstimator
 from speechface.audio import load_audio, resample
-from speechface.estimators import list_estimators
-from speechface.streaming import stream_support
+from speechface.speech.estimators import list_estimators
+from speechface.speech.streaming import stream_support
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RTF = 1000.0

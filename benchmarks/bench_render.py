@@ -63,13 +63,13 @@ def photos() -> list[str]:
 
 
 def load_translator(name: str | None):
-    from speechface.translators import Translator
+    from speechface.render.translators import Translator
 
     return Translator.from_pretrained(name) if name else Translator.from_pretrained()
 
 
 def expression(tr) -> None:
-    from speechface.face import crop_face, find_face, load_image
+    from speechface.render.face import crop_face, find_face, load_image
     from speechface.teachers.mediapipe import BLENDSHAPE_NAMES, MediaPipeTeacher
 
     idx = {k: [BLENDSHAPE_NAMES.index(n) for n in v] for k, v in GROUPS.items()}
@@ -141,7 +141,7 @@ def quality(tr) -> None:
     import cv2
 
     from speechface import animate
-    from speechface.face import load_image
+    from speechface.render.face import load_image
     from speechface.teachers.mediapipe import MediaPipeTeacher
 
     print("\n== stability and quality (example speech, animate defaults)")

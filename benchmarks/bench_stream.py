@@ -3,7 +3,7 @@
     python benchmarks/bench_stream.py [--minutes 60] [--threads 2] [--model FOLDER|NAME]
                                       [--arch cnn] [--audio FILE] [--sink json|udp|osc]
 
-Feeds speech through the same loop as ``speechface stream`` (:func:`speechface.live.run_live`:
+Feeds speech through the same loop as ``speechface stream`` (:func:`speechface.avatars.live.run_live`:
 ``est.stream()`` pushes in 40 ms chunks, every frame serialised and sent to a sink) as fast as
 the CPU allows, and reports:
 
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from speechface.audio import load_audio
-    from speechface.live import JsonLinesSink, OscSink, UdpJsonSink, run_live
-    from speechface.speech import SpeechEstimator, _class_for
+    from speechface.avatars.live import JsonLinesSink, OscSink, UdpJsonSink, run_live
+    from speechface.speech.model import SpeechEstimator, _class_for
 
     est = (SpeechEstimator.from_pretrained(args.model) if args.model
            else _class_for(args.space).create(args.arch, space=args.space))

@@ -4,7 +4,7 @@
 
 The packaged default AU estimator predicts ``--seconds`` of speech (the example tiled) in this
 process with ``torch.set_num_threads(t)`` for t = 1 and t = ``--threads`` (default: the core
-count), and with speechface's automatic choice (:func:`speechface.threads.choose_threads`,
+count), and with speechface's automatic choice (:func:`speechface.core.threads.choose_threads`,
 what ``speechface predict`` uses). Then ``--busy`` child processes that spin a core each are
 started (a busy neighbour) and the same timings are repeated. The load average is printed
 before each phase. Times: median (and min) over ``--repeat`` runs after a warm-up.
@@ -28,7 +28,7 @@ import torch
 
 from speechface import AUEstimator
 from speechface.audio import load_audio
-from speechface.threads import auto_threads, choose_threads
+from speechface.core.threads import auto_threads, choose_threads
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from speechface.estimators import create_estimator, list_estimators
+from speechface.speech.estimators import create_estimator, list_estimators
 
 
 def bench(arch: str, steps: int, warmup: int = 3) -> float:

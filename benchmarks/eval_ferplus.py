@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from speechface.data.ferplus import load_ferplus
-from speechface.expression import ExpressionRecognizer
-from speechface.metrics import accuracy, confusion_matrix, macro_f1
+from speechface.evaluation.metrics import accuracy, confusion_matrix, macro_f1
 from speechface.spaces import EMOTION8
+from speechface.teachers.expression import ExpressionRecognizer
 
 
 def bootstrap_ci(correct: np.ndarray, n_boot: int, seed: int = 0) -> tuple[float, float]:

@@ -26,7 +26,7 @@ import yaml
 
 from speechface import SpeechEstimator
 from speechface.data.shards import list_clips, read_clip
-from speechface.metrics import bootstrap_mean_ci
+from speechface.evaluation.metrics import bootstrap_mean_ci
 
 UPPER, LOWER = 62, 66
 

@@ -10,7 +10,7 @@ Three measurements per model (issue 14's targets):
    clips, against the teacher's; an AU is "constant" if its predictions move less than 2% of the
    teacher's movement while the teacher moves.
 3. **OpenFace, leave one actor out**: the 6 real OpenFace 2 tracks of RAVDESS clips; each model is
-   calibrated (:func:`speechface.calibration.fit_calibration`, method ``--method``) on five actors
+   calibrated (:func:`speechface.evaluation.calibration.fit_calibration`, method ``--method``) on five actors
    and scored on the sixth; pooled MAE / MSE with 95% CIs against Zero and Mean, per-AU Pearson r.
 
 Run from the repository root (needs ``prepared/av_mediapipe`` from ``speechface prepare av`` and
@@ -33,10 +33,10 @@ import torch
 import yaml
 
 from speechface import SpeechEstimator
-from speechface.calibration import cross_validate_calibration
 from speechface.data.shards import list_clips, read_clip
 from speechface.evaluation import openface_clips
-from speechface.metrics import bootstrap_mean_ci
+from speechface.evaluation.calibration import cross_validate_calibration
+from speechface.evaluation.metrics import bootstrap_mean_ci
 from speechface.teachers.mediapipe import BLENDSHAPE_NAMES
 
 JAW = BLENDSHAPE_NAMES.index("jawOpen")

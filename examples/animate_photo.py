@@ -37,7 +37,7 @@ def random_translator():
     """A tiny GANimation generator with random weights (a stand-in, never a real model)."""
     import torch
 
-    from speechface.translators import Translator
+    from speechface.render.translators import Translator
 
     torch.manual_seed(0)  # the same stand-in every run
     return Translator.create("ganimation", image_size=32, conv_dim=8, repeat_num=1,
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import speechface
     from speechface import SpeechfaceError
-    from speechface.animate import VIDEO_FORMATS
     from speechface.audio import load_audio
     from speechface.pretrained import DEFAULT_MODELS, list_pretrained
-    from speechface.translators import Translator
+    from speechface.render.animate import VIDEO_FORMATS
+    from speechface.render.translators import Translator
 
     if Path(args.output).suffix.lower() not in (*VIDEO_FORMATS, ".gif", ".webp"):
         p.error(f"-o {args.output}: write one of {', '.join(VIDEO_FORMATS)}, .gif, .webp")

@@ -1,6 +1,6 @@
 """Speech -> a Blender script that keys ARKit-named shape keys (lip sync for any ARKit rig).
 
-``speechface.exporters.write_blender_script`` writes a self-contained Python script with the 52
+``speechface.avatars.exporters.write_blender_script`` writes a self-contained Python script with the 52
 curves inside; run it in Blender and every mesh whose shape keys carry ARKit names
 (``jawOpen``, ``eyeBlinkLeft``, ``mouthSmile_L`` ...) gets one keyframe per frame, the scene's
 frame rate and range are set, and the speech is added as a sound strip::
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     fast = args.fast or os.environ.get("SPEECHFACE_EXAMPLES_FAST", "") not in ("", "0")
 
-    from speechface.exporters import write_blender_script
+    from speechface.avatars.exporters import write_blender_script
 
     est = load_model(args.model, fast)
     pred = est.predict(args.speech)

@@ -35,9 +35,9 @@ import torch
 from torch import nn
 
 from speechface import AUEstimator
-from speechface.estimators import Estimator
-from speechface.estimators.base import length_mask
-from speechface.registry import ESTIMATORS
+from speechface.core.registry import ESTIMATORS
+from speechface.speech.estimators import Estimator
+from speechface.speech.estimators.base import length_mask
 
 HERE = Path(__file__).resolve().parent
 
@@ -90,8 +90,8 @@ class TinyTCN(Estimator):
 # --------------------------------------------------------------------------- synthetic data
 def synthetic_clips(n: int, seconds: float, seed: int = 0):
     """Speech-like clips (a voiced buzz with syllable-rate loudness) and AU targets from it."""
+    from speechface.core.registry import FEATURES
     from speechface.data.clips import TrainClip
-    from speechface.registry import FEATURES
     from speechface.spaces import get_space
 
     rng = np.random.default_rng(seed)
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from speechface.data.clips import load_training_clips, split_groups
     from speechface.evaluation import evaluate_estimators
-    from speechface.metrics import frame_mean, results_table
+    from speechface.evaluation.metrics import frame_mean, results_table
     from speechface.training import EstimatorTrainConfig, EstimatorTrainer
 
     print("registered:", ", ".join(ESTIMATORS.list("*tcn*")), "| e.g.",

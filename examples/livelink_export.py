@@ -1,11 +1,11 @@
 """Speech -> a Live Link Face take (CSV) for Unreal / MetaHuman, with an optional emotion.
 
 The packaged speech -> ARKit-52 model (``BlendshapeEstimator.from_pretrained()``) predicts the 52
-ARKit blendshapes at 25 fps; ``speechface.exporters.write_livelink_csv`` writes them in the
+ARKit blendshapes at 25 fps; ``speechface.avatars.exporters.write_livelink_csv`` writes them in the
 iPhone app's recording format (``Timecode, BlendShapeCount, EyeBlinkLeft ... TongueOut, HeadYaw
 ... RightEyeRoll``; head and eye rotations 0), resampled to ``--fps`` (60, the app's default).
 ``--emotion happiness --intensity 0.6`` adds the emotion's FACS prototype to the face while the
-jaw and lips keep the speech (``speechface.emotion_control``). Import the CSV in Unreal with the
+jaw and lips keep the speech (``speechface.spaces.emotion_control``). Import the CSV in Unreal with the
 Live Link Face importer, or in Blender / Unity with any Live Link Face CSV importer.
 
 Run from the repository root::
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     fast = args.fast or os.environ.get("SPEECHFACE_EXAMPLES_FAST", "") not in ("", "0")
 
-    from speechface.emotion_control import apply_emotion
-    from speechface.exporters import write_livelink_csv
+    from speechface.avatars.exporters import write_livelink_csv
+    from speechface.spaces.emotion_control import apply_emotion
 
     est = load_model(args.model, fast)
     pred = est.predict(args.speech)

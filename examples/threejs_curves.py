@@ -3,10 +3,10 @@
 Writes two files next to each other:
 
 - ``NAME.json``: ``{"fps", "frames", "names", "times", "curves": {"jawOpen": [...], ...}}``, the
-  52 ARKit curves (0-1) at ``--fps`` (``speechface.exporters.write_curves_json``);
+  52 ARKit curves (0-1) at ``--fps`` (``speechface.avatars.exporters.write_curves_json``);
 - ``NAME.clip.json``: a three.js ``AnimationClip`` in its JSON form, one
   ``.morphTargetInfluences[<name>]`` track per blendshape
-  (``speechface.exporters.write_threejs_clip``). In the browser, with a mesh whose morph
+  (``speechface.avatars.exporters.write_threejs_clip``). In the browser, with a mesh whose morph
   targets carry ARKit names (Ready Player Me, VRM "perfect sync" avatars)::
 
       const clip = THREE.AnimationClip.parse(await (await fetch("take.clip.json")).json());
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     fast = args.fast or os.environ.get("SPEECHFACE_EXAMPLES_FAST", "") not in ("", "0")
 
-    from speechface.exporters import write_curves_json, write_threejs_clip
+    from speechface.avatars.exporters import write_curves_json, write_threejs_clip
 
     est = load_model(args.model, fast)
     pred = est.predict(args.speech)

@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from speechface import AUEstimator
     from speechface.data.clips import load_training_clips, split_groups
-    from speechface.evaluation import evaluate_estimators, report
-    from speechface.metrics import frame_mean, results_table
+    from speechface.evaluation.estimators import evaluate_estimators, report
+    from speechface.evaluation.metrics import frame_mean, results_table
     from speechface.training import EstimatorTrainConfig, EstimatorTrainer
 
     if fast:  # tiny batches: one thread is faster than a thread pool (and kind to busy CI)

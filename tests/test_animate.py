@@ -13,12 +13,12 @@ from PIL import Image
 
 from conftest import EXAMPLES, REPO
 from speechface import AUEstimator, EmotionEstimator, spaces
-from speechface.animate import Animation, animate, scale_conditions, smooth_conditions
 from speechface.audio import load_audio, save_audio
 from speechface.cli import main
-from speechface.errors import ModelError, NoFaceError, SpeechfaceError
-from speechface.face import crop_face, load_image
-from speechface.translators import Translator
+from speechface.core.errors import ModelError, NoFaceError, SpeechfaceError
+from speechface.render.animate import Animation, animate, scale_conditions, smooth_conditions
+from speechface.render.face import crop_face, load_image
+from speechface.render.translators import Translator
 from test_face import landmarker_model
 
 av = pytest.importorskip("av")
@@ -229,7 +229,7 @@ def test_cli_missing_image_is_a_one_line_error_and_writes_nothing(tmp_path: Path
 
 
 def test_expand_dynamics_widens_movement_around_the_mean() -> None:
-    from speechface.animate import expand_dynamics
+    from speechface.render.animate import expand_dynamics
 
     v = np.array([[1.0] * 17, [2.0] * 17, [3.0] * 17], dtype=np.float32)
     out = expand_dynamics(v, "au17", 2.0)
@@ -243,7 +243,7 @@ def test_expand_dynamics_widens_movement_around_the_mean() -> None:
 
 
 def test_fast_path_stays_close_to_fp32(anim, speech2s, models) -> None:
-    from speechface.fastpath import FastOptions
+    from speechface.render.fastpath import FastOptions
 
     est, tr = models
     fast = animate(speech2s, ASTRONAUT, est, tr, sample_rate=16000, progress=False,
@@ -255,9 +255,9 @@ def test_fast_path_stays_close_to_fp32(anim, speech2s, models) -> None:
 
 
 def test_hold_expression_adds_the_utterance_vector_except_the_mouth() -> None:
-    from speechface.animate import hold_utterance_expression
-    from speechface.errors import ModelError
+    from speechface.core.errors import ModelError
     from speechface.pretrained import DEFAULT_MODELS
+    from speechface.render.animate import hold_utterance_expression
     from speechface.speech import SpeechEstimator
 
     rng = np.random.default_rng(0)

@@ -12,8 +12,8 @@ import torch
 
 import speechface
 from speechface import AUEstimator, EmotionEstimator, ModelError, SpeechEstimator
-from speechface.estimators import Estimator
-from speechface.registry import ESTIMATORS
+from speechface.core.registry import ESTIMATORS
+from speechface.speech.estimators import Estimator
 
 FRAME_ARCHS = ["mlp", "rnn", "cnn", "dcnn", "cnn_gru"]
 

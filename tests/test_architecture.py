@@ -136,13 +136,13 @@ def test_nothing_outside_training_and_the_cli_imports_training() -> None:
     assert bad == [], "inference code depends on the training wing:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("driver", ["speechface.streaming", "speechface.longform"])
+@pytest.mark.parametrize("driver", ["speechface.speech.streaming", "speechface.speech.longform"])
 def test_streaming_and_longform_only_drive_the_components(driver: str) -> None:
     """No concrete feature extractor, network or estimator class is imported (so no
     ``isinstance`` dispatch and no re-implemented forward): they use the components' stream
     protocols."""
     bad = sorted(t for t in GRAPH[driver]
-                 if t.startswith(("speechface.features", "speechface.estimators",
+                 if t.startswith(("speechface.audio.features", "speechface.speech.estimators",
                                   "speechface.speech")))
     assert bad == []
     text = MODULES[driver].read_text()
@@ -151,7 +151,7 @@ def test_streaming_and_longform_only_drive_the_components(driver: str) -> None:
 
 # --------------------------------------------------------------------------- the data path
 def _component(module: str) -> str:
-    """A sub-package is one component (``speechface.features.logmel`` -> ``speechface.features``);
+    """A sub-package is one component (``speechface.audio.features.logmel`` -> ``speechface.audio.features``);
     a top-level module is one."""
     parts = module.split(".")
     if len(parts) > 2 and f"{parts[0]}.{parts[1]}" in MODULES and \

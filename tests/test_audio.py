@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 from speechface.audio import FPS, SAMPLE_RATE, load_audio, resample, save_audio
-from speechface.errors import AudioError, SpeechfaceError
+from speechface.core.errors import AudioError, SpeechfaceError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SPEECHFACE_SHARED", REPO.parent / "shared"))

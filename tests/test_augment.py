@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from speechface.core.errors import DataError
 from speechface.data.augment import AugmentSettings, augment_audio, augment_shards
 from speechface.data.shards import list_clips, read_clip, write_clip
-from speechface.errors import DataError
 
 
 def _clip(root, name, speaker, seconds=2.0, seed=0):

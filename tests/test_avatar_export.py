@@ -16,15 +16,7 @@ import numpy as np
 import pytest
 
 from speechface import get_space
-from speechface.blendshapes import (
-    ARKIT52_NAMES,
-    BLENDSHAPE_GROUPS,
-    arkit52_to_au17,
-    arkit52_to_mediapipe,
-    au17_to_arkit52,
-    mediapipe_to_arkit52,
-)
-from speechface.exporters import (
+from speechface.avatars.exporters import (
     export_track,
     livelink_timecode,
     resample_track,
@@ -33,7 +25,15 @@ from speechface.exporters import (
     write_livelink_csv,
     write_threejs_clip,
 )
-from speechface.results import Prediction
+from speechface.core.results import Prediction
+from speechface.spaces.blendshapes import (
+    ARKIT52_NAMES,
+    BLENDSHAPE_GROUPS,
+    arkit52_to_au17,
+    arkit52_to_mediapipe,
+    au17_to_arkit52,
+    mediapipe_to_arkit52,
+)
 from speechface.teachers.mediapipe import BLENDSHAPE_NAMES, au17_to_blendshapes, blendshapes_to_au17
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,8 +26,7 @@ from PIL import Image
 from conftest import EXAMPLES, SHARED
 from speechface import AUEstimator, EmotionEstimator
 from speechface.cli import main
-from speechface.data.openface import read_openface_csv, to_frame_grid
-from speechface.errors import (
+from speechface.core.errors import (
     AudioError,
     DataError,
     ImageError,
@@ -35,8 +34,9 @@ from speechface.errors import (
     NoFaceError,
     SpeechfaceError,
 )
-from speechface.face import detect_faces, find_face, load_image, select_face
-from speechface.translators import Translator
+from speechface.data.openface import read_openface_csv, to_frame_grid
+from speechface.render.face import detect_faces, find_face, load_image, select_face
+from speechface.render.translators import Translator
 
 REPO = Path(__file__).resolve().parents[1]
 SPEECH = EXAMPLES / "speech.wav"
@@ -856,7 +856,7 @@ def test_local_model_path_that_does_not_exist(work: Path, monkeypatch, capsys) -
 
 
 def test_packaged_configs_pass_the_schema() -> None:
-    from speechface.config_schema import read_model_config
+    from speechface.core.config_schema import read_model_config
 
     folders = sorted((REPO / "src" / "speechface" / "pretrained").glob("*/config.json"))
     assert folders
@@ -866,7 +866,7 @@ def test_packaged_configs_pass_the_schema() -> None:
 
 # --------------------------------------------------------------------------- audio sources
 def _mp4(path: Path, audio: bool) -> Path:
-    from speechface.animate import Animation
+    from speechface.render.animate import Animation
 
     pytest.importorskip("av")
     frames = np.zeros((25, 32, 32, 3), np.uint8)
@@ -895,7 +895,7 @@ def test_stereo_with_a_silent_channel_keeps_the_level(est: AUEstimator, tmp_path
     mono = est.predict(tmp_path / "mono.wav").values
     np.testing.assert_allclose(est.predict(tmp_path / "left.wav").values, mono, atol=1e-5)
     np.testing.assert_allclose(est.predict(tmp_path / "both.wav").values, mono, atol=1e-5)
-    from speechface.longform import predict_long  # long files: read block by block
+    from speechface.speech.longform import predict_long  # long files: read block by block
 
     np.testing.assert_allclose(predict_long(est, tmp_path / "left.wav", 0.3).values, mono,
                                atol=1e-5)
@@ -911,7 +911,7 @@ def test_stereo_with_a_silent_channel_keeps_the_level(est: AUEstimator, tmp_path
 def test_bad_face_landmarker_is_one_clear_error(kind: str, work: Path, monkeypatch,
                                                 capsys) -> None:
     pytest.importorskip("mediapipe")
-    from speechface import face
+    from speechface.render import face
 
     bundle = work / "bad.task"
     if kind == "not-a-task-bundle":
@@ -927,7 +927,7 @@ def test_bad_face_landmarker_is_one_clear_error(kind: str, work: Path, monkeypat
 # --------------------------------------------------------------------------- --debug
 def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
         work: Path, monkeypatch, capsys) -> None:
-    import speechface.results as results
+    import speechface.core.results as results
 
     def boom(*a, **k):
         raise RuntimeError("kaboom\nsecond line")
@@ -948,8 +948,8 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
 # --------------------------------------------------------------------------- bounded memory
 def test_animation_frames_are_rendered_one_batch_at_a_time() -> None:
     """Saving or iterating renders `batch` faces at a time and keeps only the current batch."""
-    from speechface.animate import Animation, _Composer
-    from speechface.face import FaceBox, crop_face
+    from speechface.render.animate import Animation, _Composer
+    from speechface.render.face import FaceBox, crop_face
 
     photo = np.full((96, 80, 3), 90, np.uint8)
     crop = crop_face(photo, FaceBox(20, 20, 60, 70), size=32)
@@ -969,7 +969,7 @@ def test_animation_frames_are_rendered_one_batch_at_a_time() -> None:
 
 def test_big_frames_are_encoded_with_low_memory_settings(tmp_path: Path) -> None:
     av = pytest.importorskip("av")
-    from speechface.animate import _BIG_FRAME_PIXELS, Animation
+    from speechface.render.animate import _BIG_FRAME_PIXELS, Animation
 
     frames = np.zeros((3, 2048, 2050, 3), np.uint8)
     assert 2048 * 2050 > _BIG_FRAME_PIXELS

@@ -6,13 +6,13 @@ import numpy as np
 import torch
 
 from speechface import AUEstimator
-from speechface.calibration import (
+from speechface.data.clips import TrainClip
+from speechface.evaluation.calibration import (
     _raw_outputs,
     apply_calibration,
     cross_validate_calibration,
     fit_calibration,
 )
-from speechface.data.clips import TrainClip
 
 
 def _clips(model, n=4):

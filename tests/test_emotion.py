@@ -115,7 +115,7 @@ def test_distillation_targets_on_a_real_clip(tmp_path) -> None:
     from speechface.data.clips import load_training_clips
     from speechface.data.prepare import prepare_av
     from speechface.data.shards import read_clip
-    from speechface.expression import ExpressionRecognizer
+    from speechface.teachers.expression import ExpressionRecognizer
 
     try:  # the packaged FER+ teacher when it is there; else random weights test the plumbing
         fer = ExpressionRecognizer.from_pretrained()

@@ -9,15 +9,15 @@ import pytest
 
 from conftest import EXAMPLES
 from speechface import AUEstimator, get_space
-from speechface.blendshapes import ARKIT52_NAMES, arkit52_to_au17
-from speechface.emotion_control import (
+from speechface.core.results import Prediction
+from speechface.spaces.blendshapes import ARKIT52_NAMES, arkit52_to_au17
+from speechface.spaces.emotion_control import (
     ARTICULATION,
     apply_emotion,
     emotion_prototype,
     emotion_weights,
 )
-from speechface.results import Prediction
-from speechface.spaces import EMOTION_AU_PROTOTYPES, EMOTIONS
+from speechface.spaces.space import EMOTION_AU_PROTOTYPES, EMOTIONS
 
 AU = list(get_space("au17").labels)
 
@@ -154,7 +154,7 @@ def test_animate_with_emotion_drives_the_translator_with_the_blend():
 
     from speechface import animate
     from speechface.audio import load_audio
-    from speechface.translators import Translator
+    from speechface.render.translators import Translator
 
     torch.manual_seed(0)
     est = AUEstimator.create("cnn")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from speechface.cli import main
-from speechface.errors import DataError
+from speechface.core.errors import DataError
 from speechface.training import EstimatorTrainConfig, EstimatorTrainer
 from speechface.training.engine import (
     CheckpointManager,

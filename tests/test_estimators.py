@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from speechface.estimators import CNN, create_estimator, list_estimators
-from speechface.registry import ESTIMATORS
+from speechface.core.registry import ESTIMATORS
 from speechface.spaces import list_spaces
+from speechface.speech.estimators import CNN, create_estimator, list_estimators
 
 CASES = [(arch, space) for arch in list_estimators() for space in list_spaces()]
 

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from conftest import need_shared
-from speechface.errors import DataError, ImageError, ModelError
-from speechface.expression import ExpressionRecognizer, FerCNN, load_face_images
-from speechface.registry import EXPRESSION
+from speechface.core.errors import DataError, ImageError, ModelError
+from speechface.core.registry import EXPRESSION
 from speechface.spaces import AU17, EMOTION8, EMOTION_AU_PROTOTYPES, emotion_to_au
+from speechface.teachers.expression import ExpressionRecognizer, FerCNN, load_face_images
 
 TINY = {"channels": [8, 16], "depths": [1, 2], "residual": True}
 
@@ -44,7 +44,7 @@ def test_default_network_size_is_compact() -> None:
 
 
 def test_vgg13_paper_layout_and_compact_variant() -> None:
-    from speechface.expression import VGG13
+    from speechface.teachers.expression import VGG13
 
     assert "vgg13" in EXPRESSION.list()
     net = VGG13()  # the FER+ paper's layout: 64x64, 10 convolutions, FC 1024-1024-8
@@ -88,7 +88,7 @@ def test_save_load_round_trip_identical(tmp_path: Path) -> None:
 
 
 def test_source_size_resizes_through_the_training_resolution(tmp_path: Path) -> None:
-    from speechface.expression import VGG13  # noqa: F401  (registers vgg13)
+    from speechface.teachers.expression import VGG13  # noqa: F401  (registers vgg13)
 
     fer = ExpressionRecognizer.create("vgg13", input_size=32, channels=[8, 16], depths=[1, 1],
                                       fc=[16], head="avg")

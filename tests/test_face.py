@@ -1,4 +1,4 @@
-"""speechface.face: loading photos, detecting faces (real portraits), crop / paste-back."""
+"""speechface.render.face: loading photos, detecting faces (real portraits), crop / paste-back."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from conftest import EXAMPLES, SHARED
-from speechface import face as face_mod
-from speechface.errors import ImageError, NoFaceError
-from speechface.face import (
+from speechface.core.errors import ImageError, NoFaceError
+from speechface.render import face as face_mod
+from speechface.render.face import (
     FaceBox,
     crop_face,
     detect_faces,
@@ -290,7 +290,7 @@ def test_paste_blends_with_a_feathered_mask(photo: np.ndarray) -> None:
 
 def test_auto_backend_falls_back_to_opencv_when_the_mediapipe_model_is_unavailable(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from speechface.errors import ModelError
+    from speechface.core.errors import ModelError
 
     pytest.importorskip("mediapipe")
 

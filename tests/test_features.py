@@ -18,9 +18,9 @@ import soundfile as sf
 import torch
 from scipy.fft import dct as scipy_dct
 
-from speechface.features import MFCC, FeatureExtractor, LogMel, create_features
-from speechface.features.mfcc import compute_deltas, create_dct
-from speechface.registry import FEATURES
+from speechface.audio.features import MFCC, FeatureExtractor, LogMel, create_features
+from speechface.audio.features.mfcc import compute_deltas, create_dct
+from speechface.core.registry import FEATURES
 
 SR = 16000
 HOP = 640

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from conftest import need_shared
+from speechface.core.errors import DataError
 from speechface.data.face_tensors import FaceTensors, load_face_tensors
-from speechface.errors import DataError
+from speechface.render.translators import GANimationCritic, Translator
 from speechface.training.engine import CheckpointManager, config_from_dict
 from speechface.training.ganimation import (
     CRITIC_WEIGHTS,
@@ -21,7 +22,6 @@ from speechface.training.ganimation import (
     gradient_penalty,
     total_variation,
 )
-from speechface.translators import GANimationCritic, Translator
 
 
 @pytest.fixture(autouse=True, scope="module")

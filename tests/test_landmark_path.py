@@ -11,14 +11,14 @@ import torch
 
 from conftest import EXAMPLES, need_shared
 from speechface import LandmarkEstimator, animate
-from speechface.animate import dynamics_gain, expand_dynamics, retarget_landmarks
+from speechface.core.errors import DataError, ModelError
 from speechface.data.face_tensors import FaceTensors
-from speechface.errors import DataError, ModelError
-from speechface.face import crop_face
+from speechface.render.animate import dynamics_gain, expand_dynamics, retarget_landmarks
+from speechface.render.face import crop_face
+from speechface.render.translators import LandmarkGenerator, Translator
+from speechface.render.translators.landmark_gan import landmark_heatmaps
 from speechface.spaces import get_space
 from speechface.training.ganimation import GANimationTrainConfig, GANimationTrainer
-from speechface.translators import LandmarkGenerator, Translator
-from speechface.translators.landmark_gan import landmark_heatmaps
 from test_face import landmarker_model
 
 MEAN_FACE = get_space("landmarks68").neutral_tensor()
@@ -204,8 +204,8 @@ def test_per_dimension_dynamics_and_the_recorded_gain() -> None:
 
 def test_fit_dynamics_gain_restores_the_target_spread() -> None:
     from speechface import AUEstimator
-    from speechface.calibration import fit_dynamics_gain
     from speechface.data.clips import TrainClip
+    from speechface.evaluation.calibration import fit_dynamics_gain
 
     torch.manual_seed(0)
     est = AUEstimator.create("mlp")
@@ -261,7 +261,7 @@ def test_animate_with_a_landmark_translator(tmp_path) -> None:
 
 def test_evaluate_pairs_and_figure(tmp_path) -> None:
     from speechface.data.prepare_frames import load_frame_clips
-    from speechface.evaluators.translators import evaluate_pairs, pairs_figure
+    from speechface.evaluation.translators import evaluate_pairs, pairs_figure
 
     (tmp_path / "f").mkdir()
     clips = load_frame_clips(_frame_clips(tmp_path / "f"), "landmarks68", 32)

@@ -10,16 +10,16 @@ import torch.nn.functional as F
 from conftest import EXAMPLES
 from speechface import animate
 from speechface.audio import load_audio
+from speechface.core.errors import DataError, ModelError
 from speechface.data.face_tensors import FaceTensors
-from speechface.errors import DataError, ModelError
+from speechface.render.translators import LandmarkWarpGenerator, Translator
+from speechface.render.translators.landmark_warp import identity_grid, warp_image
 from speechface.spaces import get_space
 from speechface.training.warp import (
     LandmarkWarpTrainConfig,
     LandmarkWarpTrainer,
     random_deformation,
 )
-from speechface.translators import LandmarkWarpGenerator, Translator
-from speechface.translators.landmark_warp import identity_grid, warp_image
 from test_landmark_path import _frame_clips
 
 MEAN_FACE = get_space("landmarks68").neutral_tensor()
@@ -146,8 +146,8 @@ def test_trainer_needs_data(tmp_path) -> None:
 
 # --------------------------------------------------------------------------- animate
 def test_packaged_landmark_translator_follows_points_on_a_real_photo() -> None:
-    from speechface.face import crop_face, detect_faces, load_image
     from speechface.pretrained import DEFAULT_MODELS
+    from speechface.render.face import crop_face, detect_faces, load_image
 
     tr = Translator.from_pretrained(DEFAULT_MODELS["translator_landmarks68"])
     assert tr.pretrained and tr.space.name == "landmarks68" and tr.info["crop_margin"] == 0.05

@@ -18,7 +18,7 @@ import pytest
 from conftest import EXAMPLES
 from speechface import BlendshapeEstimator
 from speechface.audio import load_audio
-from speechface.live import JsonLinesSink, LiveFrame, file_chunks, run_live, stdin_chunks
+from speechface.avatars.live import JsonLinesSink, LiveFrame, file_chunks, run_live, stdin_chunks
 
 REPO = Path(__file__).resolve().parents[1]
 SPEECH = EXAMPLES / "speech.wav"
@@ -229,7 +229,7 @@ def test_microphone_is_used_or_fails_clearly():
 
 def test_default_live_model_is_the_packaged_streamable_one():
     from speechface.pretrained import DEFAULT_MODELS
-    from speechface.streaming import stream_support
+    from speechface.speech.streaming import stream_support
 
     est = BlendshapeEstimator.from_pretrained(DEFAULT_MODELS["stream_blendshapes52"])
     assert est.pretrained and stream_support(est) is None

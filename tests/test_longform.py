@@ -1,4 +1,4 @@
-"""speechface.longform: block-wise prediction of long audio equals whole-file prediction."""
+"""speechface.speech.longform: block-wise prediction of long audio equals whole-file prediction."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import soundfile as sf
 import torch
 
 from conftest import EXAMPLES
-from speechface import SpeechEstimator, longform
+from speechface import SpeechEstimator
 from speechface.audio import resample
 from speechface.cli import main
-from speechface.errors import AudioError
-from speechface.longform import is_long, predict_long, predict_stdin
+from speechface.core.errors import AudioError
+from speechface.speech import longform
+from speechface.speech.longform import is_long, predict_long, predict_stdin
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ def _au(**values: float) -> np.ndarray:
 def packaged():
     pytest.importorskip("mediapipe")
     need_shared("models", "face_landmarker.task")
-    from speechface.translators import Translator
+    from speechface.render.translators import Translator
 
     return Translator.from_pretrained("mesh_warp.au17-mediapipe")
 
@@ -34,7 +34,7 @@ def packaged():
 def crop():
     pytest.importorskip("mediapipe")
     need_shared("models", "face_landmarker.task")
-    from speechface.face import crop_face, find_face, load_image
+    from speechface.render.face import crop_face, find_face, load_image
 
     photo = load_image(need_shared("data", "faces", "obama2.jpg"))
     return crop_face(photo, find_face(photo)).image
@@ -165,7 +165,7 @@ def test_brows_move_with_au01_02_and_au04(packaged, crop) -> None:
 
 
 def test_bad_inputs_say_what_is_wrong(packaged, crop) -> None:
-    from speechface.errors import ImageError, NoFaceError
+    from speechface.core.errors import ImageError, NoFaceError
 
     with pytest.raises(NoFaceError, match="no face"):
         packaged.translate(np.full((96, 96, 3), 128, np.uint8), np.zeros(17))
@@ -181,8 +181,8 @@ def test_fit_on_real_clips_and_save_load_round_trip(tmp_path) -> None:
     need_shared("models", "face_landmarker.task")
     from speechface.render.fit import evaluate_basis, fit_basis
     from speechface.render.tracks import track_clip
-    from speechface.translators import Translator
-    from speechface.translators.mesh_warp import build_renderer
+    from speechface.render.translators import Translator
+    from speechface.render.translators.mesh_warp import build_renderer
 
     grid = need_shared("data", "av_clips", "grid_s1")
     files = sorted(grid.glob("*.mp4"))[:3]
@@ -204,7 +204,7 @@ def test_fit_on_real_clips_and_save_load_round_trip(tmp_path) -> None:
     assert back.name == "test-mesh" and back.network.arch == "mesh_warp"
     for k, v in tr.network.state_dict().items():
         assert np.array_equal(v.numpy(), back.network.state_dict()[k].numpy()), k
-    from speechface.face import crop_face, find_face, load_image
+    from speechface.render.face import crop_face, find_face, load_image
 
     photo = load_image(EXAMPLES / "astronaut.jpg")
     c = crop_face(photo, find_face(photo)).image
@@ -235,7 +235,7 @@ def test_animate_defaults_to_the_mesh_renderer_without_the_lipsync_stage() -> No
 
 
 def test_landmark_renderer_projects_targets_onto_the_basis(crop) -> None:
-    from speechface.translators import Translator
+    from speechface.render.translators import Translator
 
     tr = Translator.from_pretrained("mesh_warp.landmarks68-mediapipe")
     assert tr.space.name == "landmarks68" and tr.network.arch == "mesh_warp"
@@ -258,7 +258,7 @@ def test_animate_landmark_path_with_the_mesh_renderer() -> None:
     need_shared("models", "face_landmarker.task")
     from speechface import animate
     from speechface.audio import load_audio
-    from speechface.translators import Translator
+    from speechface.render.translators import Translator
 
     tr = Translator.from_pretrained("mesh_warp.landmarks68-mediapipe")
     wave = load_audio(EXAMPLES / "speech.wav")[:16000].numpy()
@@ -275,7 +275,7 @@ def test_speechface_train_mesh_fits_and_writes_both_renderers(tmp_path) -> None:
 
     from conftest import REPO
     from speechface.cli import main
-    from speechface.translators import Translator
+    from speechface.render.translators import Translator
 
     grid = need_shared("data", "av_clips", "grid_s1")
     clips = [str(p) for p in sorted(grid.glob("*.mp4"))[:3]]

@@ -1,4 +1,4 @@
-"""speechface.metrics: hand-computed values, bootstrap CIs, masks, baselines, tables, files."""
+"""speechface.evaluation.metrics: hand-computed values, bootstrap CIs, masks, baselines, tables, files."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from speechface.errors import DataError
-from speechface.metrics import (
+from speechface.core.errors import DataError
+from speechface.evaluation.metrics import (
     accuracy,
     ccc,
     confusion_matrix,
@@ -279,7 +279,7 @@ def test_plot_confusion(tmp_path) -> None:
 
 
 def test_bootstrap_mean_ci_brackets_the_mean() -> None:
-    from speechface.metrics import bootstrap_mean_ci
+    from speechface.evaluation.metrics import bootstrap_mean_ci
 
     v = np.random.default_rng(1).normal(0.5, 0.2, 40)
     lo, hi = bootstrap_mean_ci(v)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from speechface.core.errors import DataError
 from speechface.data.openface import read_au_table, read_openface_csv, to_frame_grid
-from speechface.errors import DataError
 from speechface.spaces import AU17
 
 SHARED = Path(os.environ.get("SPEECHFACE_SHARED", Path(__file__).resolve().parents[2] / "shared"))

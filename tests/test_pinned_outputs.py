@@ -83,7 +83,7 @@ def compute_pins(name: str) -> dict[str, Any]:
                     "values": values[rows].tolist(),
                     "column_means": values.mean(0).tolist()}
         if kind == "translator":
-            from speechface.translators import Translator
+            from speechface.render.translators import Translator
 
             tr = Translator.from_pretrained(name)
             cond = _condition(tr.space)
@@ -115,7 +115,7 @@ def compute_pins(name: str) -> dict[str, Any]:
                     "translate_mean": float(translated.astype(np.float64).mean()),
                     "translate_shape": list(translated.shape)}
         if kind == "expression":
-            from speechface.expression import ExpressionRecognizer
+            from speechface.teachers.expression import ExpressionRecognizer
 
             fer = ExpressionRecognizer.from_pretrained(name)
             face = _face_crop()

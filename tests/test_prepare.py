@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from speechface.core.errors import DataError
 from speechface.data.prepare import (
     build_prepare_parser,
     clip_group,
@@ -30,7 +31,6 @@ from speechface.data.shards import (
     write_clip,
     write_manifest,
 )
-from speechface.errors import DataError
 from speechface.spaces import AU17
 
 SHARED = Path(os.environ.get("SPEECHFACE_SHARED", Path(__file__).resolve().parents[2] / "shared"))

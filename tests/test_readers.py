@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
+from speechface.core.errors import DataError
 from speechface.data.faces import FaceFolder, identity_of, identity_split, read_au_csv
 from speechface.data.ferplus import FERPLUS_VOTE_COLUMNS, FerPlusDataset, load_ferplus
 from speechface.data.ravdess import (
@@ -25,7 +26,6 @@ from speechface.data.ravdess import (
     actor_split,
     parse_ravdess_name,
 )
-from speechface.errors import DataError
 from speechface.spaces import AU17, EMOTION8
 
 REPO = Path(__file__).resolve().parents[1]

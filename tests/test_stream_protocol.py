@@ -13,8 +13,7 @@ import torch
 
 from conftest import EXAMPLES
 from speechface import SpeechEstimator
-from speechface.estimators import WindowStream, create_estimator, list_estimators
-from speechface.features import (
+from speechface.audio.features import (
     FeatureExtractor,
     FeatureStream,
     OverlapWindowStream,
@@ -22,9 +21,10 @@ from speechface.features import (
     create_features,
     overlap_windows,
 )
-from speechface.longform import features_from_blocks, predict_long
-from speechface.registry import FEATURES
-from speechface.streaming import StreamingError, stream_support
+from speechface.core.registry import FEATURES
+from speechface.speech.estimators import WindowStream, create_estimator, list_estimators
+from speechface.speech.longform import features_from_blocks, predict_long
+from speechface.speech.streaming import StreamingError, stream_support
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""speechface.streaming: chunked input of any size gives predict()'s frames, with bounded latency."""
+"""speechface.speech.streaming: chunked input of any size gives predict()'s frames, with bounded latency."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from conftest import EXAMPLES
 from speechface import AUEstimator, EmotionEstimator, SpeechEstimator
 from speechface.audio import resample
-from speechface.errors import AudioError, SpeechfaceError
-from speechface.streaming import StreamingError, StreamingEstimator, stream_support
+from speechface.core.errors import AudioError, SpeechfaceError
+from speechface.speech.streaming import StreamingError, StreamingEstimator, stream_support
 
 ARCHS = ["cnn", "dcnn", "mlp", "cnn_gru"]
 LATENCY_S = {"cnn": 0.36, "dcnn": 3.24, "mlp": 0.04, "cnn_gru": 0.24}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechface.errors import ModelError
+from speechface.core.errors import ModelError
 from speechface.spaces import AU17
 from speechface.teachers import (
     AU_FROM_BLENDSHAPES,
@@ -141,8 +141,8 @@ def test_landmarks68_boxes():
 # --------------------------------------------------------------------------- real faces
 @pytest.mark.shared
 def test_teacher_on_real_clip(model_path):
+    from speechface.render.video import read_video
     from speechface.teachers import MediaPipeTeacher
-    from speechface.video import read_video
 
     grid = sorted(shared("data", "av_clips", "grid_s1").glob("*.mp4"))[0]
     clip = read_video(grid, max_frames=25, audio=False)

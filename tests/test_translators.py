@@ -1,4 +1,4 @@
-"""speechface.translators: GANimation generator/critic, the Translator wrapper, face labelling."""
+"""speechface.render.translators: GANimation generator/critic, the Translator wrapper, face labelling."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import pytest
 import torch
 
 from conftest import EXAMPLES, need_shared
+from speechface.core.errors import DataError, ImageError, ModelError, UnknownNameError
+from speechface.core.registry import TRANSLATORS
 from speechface.data.faces import FaceFolder
 from speechface.data.openface import read_au_table
-from speechface.errors import DataError, ImageError, ModelError, UnknownNameError
-from speechface.registry import TRANSLATORS
-from speechface.spaces import AU17, EMOTION8
-from speechface.translators import (
+from speechface.render.translators import (
     GANimationCritic,
     GANimationGenerator,
     ImageTranslator,
@@ -23,6 +22,7 @@ from speechface.translators import (
     create_translator,
     list_translators,
 )
+from speechface.spaces import AU17, EMOTION8
 
 TINY = {"image_size": 32, "conv_dim": 8, "repeat_num": 1}
 
@@ -228,7 +228,7 @@ def test_packaged_default_if_present():
     tr = Translator.from_pretrained()
     assert tr.pretrained and tr.space.name == "au17" and tr.network.arch == "mesh_warp"
     pytest.importorskip("mediapipe")
-    from speechface.face import crop_face, find_face, load_image
+    from speechface.render.face import crop_face, find_face, load_image
 
     photo = load_image(EXAMPLES / "astronaut.jpg")
     crop = crop_face(photo, find_face(photo)).image
@@ -314,7 +314,7 @@ def test_prepare_faces_errors(tmp_path):
 
 def test_prepare_faces_with_teacher_object_and_expression_recognizer(tmp_path):
     """Any object with observe() is a teacher; an ExpressionRecognizer adds emotion8 columns."""
-    expression = pytest.importorskip("speechface.expression")
+    expression = pytest.importorskip("speechface.teachers.expression")
     from PIL import Image
 
     from speechface.data.prepare_faces import prepare_faces

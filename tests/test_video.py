@@ -1,4 +1,4 @@
-"""speechface.video: frames, timestamps and 16 kHz audio from real and synthetic videos."""
+"""speechface.render.video: frames, timestamps and 16 kHz audio from real and synthetic videos."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 
 av = pytest.importorskip("av")
 
-from speechface.errors import DataError  # noqa: E402
-from speechface.video import iter_video_frames, read_video, read_video_audio, video_info  # noqa: E402
+from speechface.core.errors import DataError  # noqa: E402
+from speechface.render.video import iter_video_frames, read_video, read_video_audio, video_info  # noqa: E402
 
 SHARED = Path(os.environ.get("SPEECHFACE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 CLIPS = SHARED / "data" / "av_clips"

@@ -18,9 +18,8 @@ import soundfile as sf
 import torch
 
 from speechface import AUEstimator
-from speechface.errors import ModelError
-from speechface.features import create_features
-from speechface.features.whisper import (
+from speechface.audio.features import create_features
+from speechface.audio.features.whisper import (
     PACKAGED_WHISPER,
     WhisperFeatures,
     load_whisper_encoder,
@@ -28,6 +27,7 @@ from speechface.features.whisper import (
     slaney_mel_fbanks,
     whisper_log_mel,
 )
+from speechface.core.errors import ModelError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SPEECHFACE_SHARED", REPO.parent / "shared"))

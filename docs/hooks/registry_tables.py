@@ -12,8 +12,8 @@ MARK = re.compile(r"<!-- registry: (\w+) -->")
 
 
 def _estimators() -> str:
-    from speechface.estimators import count_parameters
-    from speechface.registry import ESTIMATORS
+    from speechface.core.registry import ESTIMATORS
+    from speechface.speech.estimators import count_parameters
 
     rows = ["| name | reference | frame-level | default feature | default space | parameters (au17) | receptive field (frames) | streams |",
             "|---|---|---|---|---|---:|---:|---|"]
@@ -31,7 +31,7 @@ def _estimators() -> str:
 
 
 def _features() -> str:
-    from speechface.registry import FEATURES
+    from speechface.core.registry import FEATURES
 
     rows = ["| name | class | features per frame | frames per second | streams | long input | settings |",
             "|---|---|---:|---:|---|---|---|"]
@@ -45,7 +45,7 @@ def _features() -> str:
 
 
 def _spaces() -> str:
-    from speechface.registry import SPACES
+    from speechface.core.registry import SPACES
 
     rows = ["| name | size | range | activation | default loss | labels |", "|---|---:|---|---|---|---|"]
     for name, sp in SPACES.items():
@@ -56,7 +56,7 @@ def _spaces() -> str:
 
 
 def _generic(family: str) -> str:
-    from speechface.registry import REGISTRIES
+    from speechface.core.registry import REGISTRIES
 
     reg = REGISTRIES[family]
     rows = ["| name | reference | parameters (defaults) |", "|---|---|---:|"]

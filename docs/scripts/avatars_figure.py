@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     from speechface import SpeechEstimator
-    from speechface.blendshapes import ARKIT52_NAMES, mediapipe_to_arkit52
+    from speechface.spaces.blendshapes import ARKIT52_NAMES, mediapipe_to_arkit52
     from speechface.data.shards import read_clip
 
     arrays, meta = read_clip(args.data, args.clip)

@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     from speechface import SpeechEstimator
-    from speechface.blendshapes import ARKIT52_NAMES, BLENDSHAPE_GROUPS
+    from speechface.spaces.blendshapes import ARKIT52_NAMES, BLENDSHAPE_GROUPS
     from speechface.data.clips import load_training_clips, split_groups
     from speechface.evaluation import predict_clip
-    from speechface.metrics import evaluate_sequences
+    from speechface.evaluation.metrics import evaluate_sequences
 
     cfg = yaml.safe_load(Path(args.config).read_text())
     models = {}
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         b = per_bs[row]
         mouth = [b[n]["clip_r"] for n in SPEECH_MOUTH if not math.isnan(b[n]["clip_r"])]
         const = [n for n, v in b.items() if v["pred_std"] < 1e-3 and v["teacher_std"] > 1e-2]
-        from speechface.blendshapes import group_of
+        from speechface.spaces.blendshapes import group_of
 
         by_group: dict[str, list[float]] = {}
         for n, v in b.items():

@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import speechface
-from speechface.face import crop_face, find_face, load_image
+from speechface.render.face import crop_face, find_face, load_image
 from speechface.pretrained import DEFAULT_MODELS
-from speechface.translators import Translator
+from speechface.render.translators import Translator
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("SPEECHFACE_SHARED", REPO.parent / "shared"))

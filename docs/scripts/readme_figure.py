@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 import speechface  # noqa: E402
 from speechface.audio import load_audio  # noqa: E402
-from speechface.face import find_face, load_image  # noqa: E402
+from speechface.render.face import find_face, load_image  # noqa: E402
 
 SPEECH, PHOTO, OUT = "examples/data/speech.wav", "examples/data/astronaut.jpg", "docs/img/readme_demo.png"
 

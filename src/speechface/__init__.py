@@ -8,9 +8,9 @@ animate a still face photo with them.
 >>> result = est.predict("speech.wav")           # doctest: +SKIP
 """
 
-from . import estimators, expression, features, spaces, translators  # noqa: F401  (importing registers the built-ins)
-from .animate import Animation, animate
-from .errors import (
+from . import spaces  # noqa: F401  (importing registers the built-ins)
+from .audio import features  # noqa: F401  (importing registers the built-ins)
+from .core.errors import (
     AudioError,
     DataError,
     ImageError,
@@ -19,17 +19,21 @@ from .errors import (
     SpeechfaceError,
     UnknownNameError,
 )
-from .registry import ESTIMATORS, EXPRESSION, FEATURES, SPACES, TRANSLATORS
-from .results import Prediction
-from .spaces import Space, get_space, list_spaces
-from .speech import (
+from .core.registry import ESTIMATORS, EXPRESSION, FEATURES, SPACES, TRANSLATORS
+from .core.results import Prediction
+from .render import translators  # noqa: F401  (importing registers the built-ins)
+from .render.animate import Animation, animate
+from .render.translators import Translator
+from .spaces.space import Space, get_space, list_spaces
+from .speech import estimators  # noqa: F401  (importing registers the built-ins)
+from .speech.model import (
     AUEstimator,
     BlendshapeEstimator,
     EmotionEstimator,
     LandmarkEstimator,
     SpeechEstimator,
 )
-from .translators import Translator
+from .teachers import expression  # noqa: F401  (importing registers the built-ins)
 from .version import __version__
 
 __all__ = [
@@ -69,7 +73,7 @@ def list_models(pattern: str = "*", family: str = "estimators") -> list[str]:
     >>> list_models("*cnn*")      # doctest: +SKIP
     ['cnn', 'cnn_gru', 'dcnn']
     """
-    from .registry import REGISTRIES
+    from .core.registry import REGISTRIES
 
     if family not in REGISTRIES:
         raise UnknownNameError(f"unknown registry family {family!r}; choose from {', '.join(REGISTRIES)}")

@@ -1,4 +1,8 @@
-"""Datasets and readers: OpenFace AU tracks, prepared training shards, video preparation.
+"""Data: datasets, readers and preparation of training targets.
+
+In: talking-face videos, RAVDESS, FER+, face folders, OpenFace CSVs (and the teachers' labels).
+Out: prepared shards and clips for training (:mod:`speechface.training`) and held-out
+evaluation (:mod:`speechface.evaluation`).
 
 - :mod:`~speechface.data.openface`: read OpenFace 2 CSVs / AU tables, resample tracks onto the
   25 fps feature grid.

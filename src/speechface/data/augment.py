@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .shards import SAMPLES_PER_FRAME, list_clips, read_clip, rebuild_manifest, write_clip
 
 __all__ = ["augment_audio", "augment_shards", "AugmentSettings", "build_prepare_augment_parser"]
@@ -90,7 +90,7 @@ def _speed(x: np.ndarray, factor: float) -> np.ndarray:
     """Play ``x`` ``factor`` times faster (pitch moves with it): band-limited resampling."""
     if abs(factor - 1.0) < 1e-3:
         return x
-    from ..audio import resample
+    from ..audio.waveform import resample
 
     # resample from SR*factor to SR: the same samples read as a faster recording
     orig = int(round(SR * factor / 50)) * 50

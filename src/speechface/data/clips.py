@@ -6,7 +6,7 @@
 - :func:`split_groups`: a group-disjoint (speaker-disjoint) train/validation split.
 
 Used by :mod:`speechface.training`, :mod:`speechface.evaluation` and
-:mod:`speechface.calibration` alike.
+:mod:`speechface.evaluation.calibration` alike.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError
-from ..spaces import EMOTION8
+from ..core.errors import DataError
+from ..spaces.space import EMOTION8
 
 __all__ = ["TrainClip", "load_training_clips", "split_groups", "load_ravdess_clips"]
 
@@ -47,7 +47,7 @@ def load_training_clips(data: str | list[str], space: str, feature: str | None,
     are cached in ``<shard folder>/.feature_cache/<config hash>/<clip>.npy`` and reused while the
     clip's ``.npz`` is unchanged (same size and modification time).
     """
-    from ..registry import FEATURES
+    from ..core.registry import FEATURES
     from .shards import list_clips, read_clip
 
     roots = [data] if isinstance(data, (str, Path)) else list(data)
@@ -59,7 +59,7 @@ def load_training_clips(data: str | list[str], space: str, feature: str | None,
         for rec in list_clips(root):
             arrays, _ = read_clip(root, rec["name"])
             if key == "targets_blendshapes52" and key not in arrays and "blendshapes" in arrays:
-                from ..blendshapes import mediapipe_to_arkit52  # MediaPipe order -> ARKit-52
+                from ..spaces.blendshapes import mediapipe_to_arkit52  # MediaPipe order -> ARKit-52
 
                 arrays = {**arrays, key: mediapipe_to_arkit52(arrays["blendshapes"])}
             if key not in arrays:
@@ -157,8 +157,8 @@ def load_ravdess_clips(root: str | Path, actors: list[int] | None = None, *,
         >>> clips[0].targets.shape, clips[0].group                              # doctest: +SKIP
         (torch.Size([83, 8]), 'Actor_01')
     """
-    from ..audio import load_audio
-    from ..registry import FEATURES
+    from ..audio.waveform import load_audio
+    from ..core.registry import FEATURES
     from .ravdess import RavdessDataset
 
     ds = RavdessDataset(root, actors=actors, with_audio=False, vocal_channel="speech")

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, SpeechfaceError
-from ..spaces import EMOTION8
+from ..core.errors import DataError, SpeechfaceError
+from ..spaces.space import EMOTION8
 
 __all__ = ["emotion_targets_for_video", "add_emotion_targets", "build_prepare_emotion_parser"]
 
@@ -29,7 +29,7 @@ FPS = 25
 def _crop_grey(image: np.ndarray, box: np.ndarray, margin: float, size: int) -> np.ndarray:
     from PIL import Image
 
-    from ..face import crop_face
+    from ..render.face import crop_face
 
     crop = crop_face(image, box, margin=margin, size=None).image
     pil = Image.fromarray(crop).convert("L").resize((size, size), Image.Resampling.BILINEAR)
@@ -71,14 +71,14 @@ def emotion_targets_for_video(video: str | Path, recognizer: Any, teacher: Any, 
 
     The decoded video frames are run through the MediaPipe ``teacher`` (its box = the extent of
     the face mesh; see ``box_every``); every frame's face is cut as a square ``(1 + 2 * margin)`` times the box's longer
-    side (:func:`~speechface.face.crop_face`), turned grey, resized to the recogniser's input and
+    side (:func:`~speechface.render.face.crop_face`), turned grey, resized to the recogniser's input and
     scored. The distributions are then resampled from the video's timestamps onto frames
     ``n / 25`` s with :func:`~speechface.data.openface.to_frame_grid` (so any frame rate lines up
     with the audio features) and renormalised.
 
     Args:
         video: the source video.
-        recognizer: an :class:`~speechface.expression.ExpressionRecognizer`.
+        recognizer: an :class:`~speechface.teachers.expression.ExpressionRecognizer`.
         teacher: a :class:`~speechface.teachers.MediaPipeTeacher` (``running_mode="video"``;
             reset here for each video). May be None when ``boxes`` are given.
         n_frames: frames of the audio grid (the shard's ``n_frames``).
@@ -97,7 +97,7 @@ def emotion_targets_for_video(video: str | Path, recognizer: Any, teacher: Any, 
     Example:
         >>> probs, mask, info = emotion_targets_for_video("clip.mp4", fer, mp, 75)  # doctest: +SKIP
     """
-    from ..video import iter_video_frames
+    from ..render.video import iter_video_frames
     from .openface import to_frame_grid
 
     size = int(recognizer.input_size)
@@ -175,7 +175,7 @@ def add_emotion_targets(shards: str | Path, recognizer: Any = None, *,
 
     Args:
         shards: folder of clips from ``speechface prepare av``.
-        recognizer: an :class:`~speechface.expression.ExpressionRecognizer`, or a model
+        recognizer: an :class:`~speechface.teachers.expression.ExpressionRecognizer`, or a model
             name/folder for ``ExpressionRecognizer.from_pretrained`` (None = the packaged one).
         output: where to write (default: in place, into ``shards``).
         landmarker: the ``face_landmarker.task`` bundle (default: found automatically).
@@ -194,8 +194,8 @@ def add_emotion_targets(shards: str | Path, recognizer: Any = None, *,
     Example:
         >>> add_emotion_targets("prepared/av_mediapipe", output="prepared/av_emotion8")  # doctest: +SKIP
     """
-    from .._io import atomic_write
-    from ..expression import ExpressionRecognizer
+    from ..core._io import atomic_write
+    from ..teachers.expression import ExpressionRecognizer
     from ..teachers.mediapipe import MediaPipeTeacher
     from .shards import list_clips, read_clip, rebuild_manifest, write_clip
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 __all__ = ["FaceTensors", "load_face_tensors"]
 

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, ImageError
-from ..spaces import Space, get_space
+from ..core.errors import DataError, ImageError
+from ..spaces.space import Space, get_space
 
 __all__ = ["FaceFolder", "identity_of", "identity_split", "read_au_csv", "IMAGE_EXTENSIONS"]
 

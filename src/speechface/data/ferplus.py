@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import DataError
-from ..spaces import EMOTION8
+from ..core.errors import DataError
+from ..spaces.space import EMOTION8
 
 __all__ = ["FerPlus", "FerPlusDataset", "load_ferplus", "FERPLUS_VOTE_COLUMNS"]
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from ..spaces import AU17
+from ..core.errors import DataError
+from ..spaces.space import AU17
 
 __all__ = ["OpenFaceTrack", "read_openface_csv", "read_au_table", "to_frame_grid"]
 

@@ -59,8 +59,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, SpeechfaceError
-from ..video import VIDEO_EXTENSIONS as _VIDEO_EXTENSIONS
+from ..core.errors import DataError, SpeechfaceError
+from ..render.video import VIDEO_EXTENSIONS as _VIDEO_EXTENSIONS
 from .openface import read_openface_csv, to_frame_grid
 from .shards import (
     SAMPLES_PER_FRAME,
@@ -218,8 +218,8 @@ def _openface_csv_for(video: Path, openface_dir: Path) -> Path:
 
 def _mediapipe_targets(video: Path, teacher: Any, n_frames: int, max_seconds: float | None
                        ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+    from ..render.video import iter_video_frames
     from ..teachers.mediapipe import blendshapes_to_au17
-    from ..video import iter_video_frames
 
     frames: Iterable[Any] = iter_video_frames(video)
     if max_seconds is not None:
@@ -256,8 +256,8 @@ def _mediapipe_targets(video: Path, teacher: Any, n_frames: int, max_seconds: fl
 
 def _openface_targets(video: Path, csv_path: Path, n_frames: int
                       ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+    from ..render.video import iter_video_frames
     from ..teachers.mediapipe import stable_face_boxes
-    from ..video import iter_video_frames
 
     track = read_openface_csv(csv_path)
     # OpenFace's timestamp 0 is the first video frame; move it onto the audio clock
@@ -288,7 +288,7 @@ def _prepare_one(video: Path, out_dir: Path, *, teacher_kind: str, teacher: Any,
                  max_seconds: float | None, input_root: str | None) -> dict[str, Any]:
     import torch
 
-    from ..video import read_video_audio
+    from ..render.video import read_video_audio
 
     audio = read_video_audio(video)
     if audio is None:
@@ -364,7 +364,7 @@ def prepare_av(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathL
         >>> {r["speaker"] for r in recs}                                       # doctest: +SKIP
         {'grid_s1'}
     """
-    from ..features import create_features
+    from ..audio.features import create_features
 
     if teacher not in ("mediapipe", "openface"):
         raise DataError(f"unknown teacher {teacher!r} (choose mediapipe or openface)")

@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write
-from ..errors import DataError, ImageError, ModelError
-from ..spaces import AU17, EMOTION8, LANDMARKS68
+from ..core._io import atomic_write
+from ..core.errors import DataError, ImageError, ModelError
+from ..spaces.space import AU17, EMOTION8, LANDMARKS68
 from .faces import IMAGE_EXTENSIONS
 
 __all__ = ["prepare_faces", "build_prepare_faces_parser", "run_prepare_faces", "list_images"]
@@ -82,9 +82,9 @@ def _resolve_expression(expression: Any) -> Callable[[np.ndarray], np.ndarray]:
     """Turn ``expression`` into ``faces (N, H, W, 3) uint8 -> (N, 8) emotion8 probabilities``."""
     if isinstance(expression, str):
         try:
-            module = importlib.import_module("speechface.expression")
+            module = importlib.import_module("speechface.teachers.expression")
         except ModuleNotFoundError as e:
-            raise ModelError(f"expression={expression!r} needs the speechface.expression "
+            raise ModelError(f"expression={expression!r} needs the speechface.teachers.expression "
                              "package, which this installation does not have") from e
         name = None if expression in ("", "default") else expression
         recogniser = module.ExpressionRecognizer.from_pretrained(name)
@@ -130,7 +130,7 @@ def prepare_faces(image_dir: str | os.PathLike[str], out_csv: str | os.PathLike[
             ``observe(rgb_uint8) -> FaceObservation`` method (e.g. a
             :class:`~speechface.teachers.MediaPipeTeacher` already open).
         expression: optional emotion recogniser adding ``emotion8`` columns: a model name or
-            folder for :meth:`speechface.expression.ExpressionRecognizer.from_pretrained`
+            folder for :meth:`speechface.teachers.expression.ExpressionRecognizer.from_pretrained`
             (``"default"`` = the packaged FER+ model), an ``ExpressionRecognizer``, or any
             callable / object with ``predict_faces`` / ``predict_proba`` / ``predict`` taking
             ``(N, H, W, 3)`` uint8 faces and returning ``(N, 8)`` probabilities.

@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._io import atomic_write, write_json
-from ..errors import DataError
-from ..spaces import get_space
+from ..core._io import atomic_write, write_json
+from ..core.errors import DataError
+from ..spaces.space import get_space
 
 __all__ = ["LFW_MARGIN", "LFW_SHIFT", "FRAMES_FORMAT", "prepare_frames", "load_frame_clips",
            "FrameClips", "random_pairs", "build_prepare_frames_parser", "run_prepare_frames"]
@@ -85,7 +85,7 @@ def prepare_frames(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
         out_dir: output folder.
         size: crop side in pixels (the translator's ``image_size``).
         stride: keep every ``stride``-th frame.
-        margin, shift: crop framing (see :func:`~speechface.face.crop_face`); the defaults match
+        margin, shift: crop framing (see :func:`~speechface.render.face.crop_face`); the defaults match
             the LFW crops the translators are trained on.
         max_frames: at most this many kept frames per clip (None = all).
         groups, group_by: speaker groups, as for ``prepare av``.
@@ -101,9 +101,9 @@ def prepare_frames(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     Raises:
         DataError: no videos, bad arguments.
     """
-    from ..face import crop_face
+    from ..render.face import crop_face
+    from ..render.video import iter_video_frames
     from ..teachers.mediapipe import PROXY_NAME, MediaPipeTeacher, landmarks68_from_478
-    from ..video import iter_video_frames
     from .prepare import clip_group, clip_name, find_videos, load_groups, parse_shard, select_shard
 
     if size < 8 or stride < 1:

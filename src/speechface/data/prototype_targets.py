@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
-from ..spaces import AU_NAMES, EMOTION_AU_PROTOTYPES
+from ..core.errors import DataError
+from ..spaces.space import AU_NAMES, EMOTION_AU_PROTOTYPES
 from .ravdess import RavdessDataset
 from .shards import SAMPLES_PER_FRAME, rebuild_manifest, write_clip
 
@@ -90,7 +90,7 @@ def prepare_ravdess_prototypes(root: str | Path, out: str | Path, *,
         if int(item["sample_rate"]) != 16000:
             import torch
 
-            from ..audio import resample
+            from ..audio.waveform import resample
 
             audio = resample(torch.from_numpy(audio), int(item["sample_rate"]), 16000).numpy()
         frames = len(audio) // SAMPLES_PER_FRAME

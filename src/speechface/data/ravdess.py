@@ -19,7 +19,7 @@ Emotions are mapped to the FER+ order of :data:`speechface.spaces.EMOTION8` by
 :data:`RAVDESS_TO_EMOTION8`: calm is folded into ``neutral`` (FER+ has no calm), the others map
 one-to-one (happy -> happiness, sad -> sadness, angry -> anger, fearful -> fear, disgust -> disgust,
 surprised -> surprise). **No RAVDESS clip maps to ``contempt``**: a classifier evaluated on RAVDESS
-never sees that class in the ground truth (see :func:`speechface.metrics.macro_f1`, which leaves
+never sees that class in the ground truth (see :func:`speechface.evaluation.metrics.macro_f1`, which leaves
 out classes absent from both predictions and truth).
 
 >>> from speechface.data.ravdess import parse_ravdess_name
@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AudioError, DataError
-from ..spaces import EMOTION8
+from ..core.errors import AudioError, DataError
+from ..spaces.space import EMOTION8
 
 __all__ = [
     "RAVDESS_EMOTIONS",

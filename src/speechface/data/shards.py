@@ -47,8 +47,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._io import atomic_write, write_json
-from ..errors import DataError
+from ..core._io import atomic_write, write_json
+from ..core.errors import DataError
 
 __all__ = [
     "ShardDataset",

@@ -3,6 +3,9 @@
 Each sub-folder holding a ``config.json`` is a model: ``config.json`` + ``model.safetensors`` +
 ``README.md`` (model card). The same folder is what ``push_to_hub`` publishes to
 ``speechface/<name>`` on the Hugging Face Hub.
+
+In: a model name. Out: its packaged folder (``packaged_dir``), its ``config.json``
+(``pretrained_info``), the default model per space and family (``DEFAULT_MODELS``).
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ def calibrate_gains(model: dict[str, Any], photos: Sequence[np.ndarray], *, scor
         (before the last gain update), "photos": int}``.
     """
     from ..teachers.mediapipe import BLENDSHAPE_NAMES, MediaPipeTeacher
-    from ..translators.mesh_warp import build_renderer
+    from .translators.mesh_warp import build_renderer
 
     names = BLENDSHAPE_NAMES[1:]
     groups: dict[str, list[int]] = {}   # left/right pairs share a gain (collinear in the data)
@@ -349,7 +349,7 @@ def landmark_variant(translator: Any, name: str = "mesh_warp.landmarks68-mediapi
         >>> lm.space.name                                                                # doctest: +SKIP
         'landmarks68'
     """
-    from ..translators.mesh_warp import build_renderer
+    from .translators.mesh_warp import build_renderer
 
     net = translator.network
     model = {"template": net.template.numpy(), "basis": net.basis.numpy(),
@@ -359,8 +359,8 @@ def landmark_variant(translator: Any, name: str = "mesh_warp.landmarks68-mediapi
 
 def _calibration_photos(files: Sequence[tuple[str, Path]], n: int) -> list[np.ndarray]:
     """Face crops of the first frame of ``n`` training clips, one per speaker group."""
-    from ..face import crop_face, detect_faces
-    from ..video import read_video
+    from .face import crop_face, detect_faces
+    from .video import read_video
 
     seen, photos = set(), []
     for group, path in sorted(files, key=lambda x: str(x[1])):
@@ -473,7 +473,7 @@ def fit_mesh(cfg: MeshFitConfig, config_path: str | None = None) -> dict[str, An
         print(f"hand-made rows for {weak}", file=sys.stderr)
         cal = calibrate_gains(model, photos)
     from ..teachers.mediapipe import BLENDSHAPE_NAMES
-    from ..translators.mesh_warp import build_renderer
+    from .translators.mesh_warp import build_renderer
 
     gains = {n: round(float(g), 3) for n, g in zip(BLENDSHAPE_NAMES[1:], cal["gain"], strict=True)}
     slopes = {n: round(float(g), 3) for n, g in zip(BLENDSHAPE_NAMES[1:], cal["slope"],

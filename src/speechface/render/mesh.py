@@ -106,7 +106,7 @@ def mesh_topology() -> dict[str, np.ndarray]:
     try:
         from mediapipe.tasks.python.vision.face_landmarker import FaceLandmarksConnections as C
     except ImportError as e:  # pragma: no cover - depends on the environment
-        from ..errors import SpeechfaceError
+        from ..core.errors import SpeechfaceError
 
         raise SpeechfaceError("the mesh topology needs: pip install 'speechface[face]'") from e
     edges = np.array([(c.start, c.end) for c in C.FACE_LANDMARKS_TESSELATION], np.int64)
@@ -141,7 +141,7 @@ def au17_to_blendshapes(au: Any) -> np.ndarray:
         >>> bool(np.allclose(blendshapes_to_au17(au17_to_blendshapes(a)), a, atol=1e-5))
         True
     """
-    from ..spaces import AU_NAMES
+    from ..spaces.space import AU_NAMES
     from ..teachers.mediapipe import AU_FROM_BLENDSHAPES, BLENDSHAPE_NAMES
 
     a = np.asarray(au, np.float32)

@@ -53,7 +53,7 @@ def track_clip(video: str | os.PathLike[str], cache_dir: str | os.PathLike[str] 
         with np.load(cached) as z:
             return {k: z[k] for k in z.files}
     from ..teachers.mediapipe import MediaPipeTeacher
-    from ..video import read_video
+    from .video import read_video
 
     clip = read_video(path, max_frames=max_frames)
     own = teacher is None

@@ -1,8 +1,12 @@
-"""Teachers: models that label real video frames with face targets for training.
+"""Teachers: models that label faces in images and video, for training targets and evaluation.
+
+In: video frames or face crops. Out: per-frame face targets.
 
 - :class:`MediaPipeTeacher` (``[face]`` extra): MediaPipe FaceLandmarker blendshapes and mesh,
   with :func:`blendshapes_to_au17` (a documented AU *proxy*, recorded as :data:`PROXY_NAME`) and
-  :func:`landmarks68_from_478` (the iBUG 68 points normalised to the face box).
+  :func:`landmarks68_from_478` (the iBUG 68 points normalised to the face box);
+- :mod:`speechface.teachers.expression`: facial-expression recognisers (face crop -> EMOTION8,
+  registry ``EXPRESSION``), the image-side emotion teacher.
 
 Example:
     >>> from speechface.teachers import MediaPipeTeacher   # doctest: +SKIP

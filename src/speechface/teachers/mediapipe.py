@@ -13,7 +13,7 @@ downloaded by :func:`resolve_face_landmarker`.
 
 Example:
     >>> from speechface.teachers import MediaPipeTeacher, blendshapes_to_au17   # doctest: +SKIP
-    >>> from speechface.video import read_video                                  # doctest: +SKIP
+    >>> from speechface.render.video import read_video                                  # doctest: +SKIP
     >>> with MediaPipeTeacher() as teacher:                                      # doctest: +SKIP
     ...     track = teacher.observe_video(read_video("talk.mp4"))
     >>> blendshapes_to_au17(track.blendshapes).shape                             # doctest: +SKIP
@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ImageError, ModelError, SpeechfaceError
-from ..spaces import AU_NAMES
+from ..core.errors import ImageError, ModelError, SpeechfaceError
+from ..spaces.space import AU_NAMES
 
 __all__ = [
     "MediaPipeTeacher",
@@ -637,9 +637,9 @@ class MediaPipeTeacher:
         """Run the landmarker on every frame of a video.
 
         Args:
-            video: a :class:`~speechface.video.VideoClip`, a video file path (decoded frame by
-                frame with :func:`~speechface.video.iter_video_frames`), or an iterable of
-                :class:`~speechface.video.VideoFrame`.
+            video: a :class:`~speechface.render.video.VideoClip`, a video file path (decoded frame by
+                frame with :func:`~speechface.render.video.iter_video_frames`), or an iterable of
+                :class:`~speechface.render.video.VideoFrame`.
             progress: show a tqdm bar.
 
         Returns:
@@ -652,7 +652,7 @@ class MediaPipeTeacher:
             1.0
         """
         if isinstance(video, (str, os.PathLike)):
-            from ..video import iter_video_frames
+            from ..render.video import iter_video_frames
 
             frames: Iterable[Any] = iter_video_frames(video)
         else:

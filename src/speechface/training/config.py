@@ -25,7 +25,7 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 __all__ = ["TrainConfig", "check_config", "check_device", "config_from_dict", "load_config_file",
            "parse_overrides", "train_command", "add_train_parsers", "TRAIN_COMMANDS",
@@ -51,7 +51,7 @@ class TrainConfig:
     Types come from the annotations (``int``, ``float``, ``str``, ``bool``, ``list[...]``,
     ``dict[str, ...]``, unions with None); bounds from :data:`COMMON_BOUNDS` and the class's
     ``BOUNDS`` (``">=1"``, ``">0"``, ``"[0,1]"``) and ``CHOICES``; ``device`` must name a
-    device this machine has. A bad value raises :class:`~speechface.errors.DataError` naming
+    device this machine has. A bad value raises :class:`~speechface.core.errors.DataError` naming
     the field.
 
     Example:
@@ -60,7 +60,7 @@ class TrainConfig:
         ...     batch_size: int = 8
         >>> Cfg(batch_size=0)
         Traceback (most recent call last):
-        speechface.errors.DataError: config: batch_size must be >= 1, got 0
+        speechface.core.errors.DataError: config: batch_size must be >= 1, got 0
     """
 
     BOUNDS: ClassVar[dict[str, str]] = {}

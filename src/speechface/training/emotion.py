@@ -15,7 +15,7 @@ final report (both fixed in the config).
 
 **Distillation, CME style** (``route: distill``). Talking-face shards (``speechface prepare
 av``) get per-frame ``targets_emotion8``: every video frame's face (box from MediaPipe) is cropped
-and scored by the FER+ expression teacher (:class:`~speechface.expression.ExpressionRecognizer`),
+and scored by the FER+ expression teacher (:class:`~speechface.teachers.expression.ExpressionRecognizer`),
 see :func:`~speechface.data.emotion_targets.add_emotion_targets`; the student is then trained
 with the plain :class:`~speechface.training.EstimatorTrainer` and the space's per-frame KL loss. The student is
 also scored on the RAVDESS test actors, like the supervised one.
@@ -44,10 +44,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..core.errors import DataError
 from ..data.clips import load_ravdess_clips
-from ..errors import DataError
-from ..evaluators.emotion import evaluate_ravdess
-from ..spaces import EMOTION8
+from ..evaluation.emotion import evaluate_ravdess
+from ..spaces.space import EMOTION8
 from .engine import eval_mode, finite_json, train_command
 from .estimator import EstimatorTrainConfig, EstimatorTrainer
 
@@ -322,14 +322,14 @@ def train_emotion(cfg: EmotionTrainConfig, config_path: str | None = None) -> di
     final folder is copied there too.
 
     Returns:
-        The trainer's result plus ``seconds`` and ``test`` (the :func:`~speechface.evaluators.emotion.evaluate_ravdess`
+        The trainer's result plus ``seconds`` and ``test`` (the :func:`~speechface.evaluation.emotion.evaluate_ravdess`
         metrics, or None when RAVDESS is absent on the distill route).
 
     Example:
         >>> train_emotion(EmotionTrainConfig(out_dir="runs/emo", epochs=1))   # doctest: +SKIP
     """
-    from .._io import write_json
-    from ..speech import EmotionEstimator
+    from ..core._io import write_json
+    from ..speech.model import EmotionEstimator
 
     if cfg.route not in ROUTES:
         raise DataError(f"route must be one of {', '.join(ROUTES)}, got {cfg.route!r}")

@@ -48,9 +48,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .._hparams import json_plain
-from .._io import atomic_path, atomic_write, write_json
-from ..errors import DataError
+from ..core._hparams import json_plain
+from ..core._io import atomic_path, atomic_write, write_json
+from ..core.errors import DataError
 from .config import (
     TrainConfig,
     check_device,
@@ -397,7 +397,7 @@ class Run:
         return state
 
     def _apply(self, folder: Path, state: dict[str, Any]) -> None:
-        from ..hub import load_state
+        from ..core.hub import load_state
 
         load_state(self.model, folder)
         for name, sd in state["_weights"].items():

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.errors import DataError
 from ..data.clips import TrainClip, load_training_clips, split_groups
-from ..errors import DataError
-from ..speech import SpeechEstimator
+from ..speech.model import SpeechEstimator
 from .engine import MetricWindow, Run, TrainConfig, autocast, eval_mode, train_command
 
 __all__ = ["EstimatorTrainConfig", "EstimatorTrainer"]

@@ -51,12 +51,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.errors import DataError
 from ..data.ferplus import FerPlus, load_ferplus
 from ..data.image_augment import augment_batch, erase_batch, jitter_batch
-from ..errors import DataError
-from ..evaluators.emotion import evaluate_ferplus
-from ..expression import ExpressionRecognizer
-from ..spaces import EMOTION8
+from ..evaluation.emotion import evaluate_ferplus
+from ..spaces.space import EMOTION8
+from ..teachers.expression import ExpressionRecognizer
 from .engine import MetricWindow, Run, TrainConfig, autocast, train_command
 
 __all__ = ["ExpressionTrainConfig", "ExpressionTrainer"]
@@ -154,7 +154,7 @@ class ExpressionTrainConfig(TrainConfig):
 
 
 class ExpressionTrainer:
-    """Trains an :class:`~speechface.expression.ExpressionRecognizer` on FER+.
+    """Trains an :class:`~speechface.teachers.expression.ExpressionRecognizer` on FER+.
 
     ``setup()`` loads data and builds the model (resuming from the newest checkpoint),
     ``train()`` runs the epochs, ``validate()`` scores the selection split. Decoded splits may
@@ -348,7 +348,7 @@ class ExpressionTrainer:
 
     def validate(self) -> dict[str, Any]:
         """Metrics of the current weights on the selection split (see
-        :func:`~speechface.evaluators.emotion.evaluate_ferplus`).
+        :func:`~speechface.evaluation.emotion.evaluate_ferplus`).
 
         The selection split is FER+ valid, or the held-out part of train when ``holdout > 0``.
         """
@@ -381,7 +381,7 @@ class ExpressionTrainer:
                            "valid_n": m["n"], "valid_n_paper": m["n_paper"]})
         if run.dist.is_main and best.get("confusion") is not None:
             try:
-                from ..metrics import plot_confusion
+                from ..evaluation.metrics import plot_confusion
 
                 plot_confusion(best["confusion"], EMOTION8.labels, run.out / "confusion.png",
                                title=f"FER+ {'train hold-out' if holdout else 'valid'}, majority "

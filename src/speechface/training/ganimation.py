@@ -56,11 +56,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.errors import DataError
 from ..data.face_tensors import FaceTensors, load_face_tensors
-from ..errors import DataError
-from ..evaluators.translators import save_image_rows
-from ..spaces import get_space
-from ..translators import GANimationCritic, Translator
+from ..evaluation.translators import save_image_rows
+from ..render.translators import GANimationCritic, Translator
+from ..spaces.space import get_space
 from .engine import (
     CheckpointManager,
     MetricWindow,
@@ -218,7 +218,7 @@ def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Te
 
 
 class GANimationTrainer:
-    """Trains a GANimation :class:`~speechface.translators.Translator` with its critic.
+    """Trains a GANimation :class:`~speechface.render.translators.Translator` with its critic.
 
     ``setup()`` loads the data (or takes ``train_data`` / ``val_data``), builds G, D and their
     optimizers and resumes from the newest checkpoint; ``train()`` runs to ``max_steps`` (or

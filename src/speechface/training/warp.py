@@ -40,12 +40,12 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from ..core.errors import DataError
 from ..data.face_tensors import load_face_tensors
 from ..data.prepare_frames import random_pairs
-from ..errors import DataError
-from ..evaluators.translators import save_image_rows
-from ..translators import Translator
-from ..translators.landmark_warp import identity_grid, warp_image
+from ..evaluation.translators import save_image_rows
+from ..render.translators import Translator
+from ..render.translators.landmark_warp import identity_grid, warp_image
 from .engine import MetricWindow, Run, TrainConfig, eval_mode, train_command
 
 __all__ = ["LandmarkWarpTrainConfig", "LandmarkWarpTrainer", "random_deformation"]
@@ -69,7 +69,7 @@ class LandmarkWarpTrainConfig(TrainConfig):
         out_dir: checkpoints, ``samples/``, ``log.csv``, ``final/`` and ``metrics.json``;
             rerunning with the same folder resumes.
         image_size: training size (the crops are resized to it).
-        model_args: keyword arguments of :class:`~speechface.translators.LandmarkWarpGenerator`
+        model_args: keyword arguments of :class:`~speechface.render.translators.LandmarkWarpGenerator`
             (``conv_dim``, ``depth``, ``sigma``, ``max_flow``).
         batch_size: deformed photos per step; ``pair_batch``: video pairs per step.
         max_steps, max_minutes: stop at whichever comes first (0 minutes = no time limit).
@@ -206,7 +206,7 @@ def _to_unit(images: torch.Tensor) -> torch.Tensor:
 
 
 class LandmarkWarpTrainer:
-    """Trains a ``landmark_warp`` :class:`~speechface.translators.Translator` (see the module).
+    """Trains a ``landmark_warp`` :class:`~speechface.render.translators.Translator` (see the module).
 
     Args:
         config: the options.

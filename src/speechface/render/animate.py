@@ -1,0 +1,1071 @@
+"""Animate a still face photo with speech: speech -> AUs / emotions -> translated face frames.
+
+:func:`animate` runs the whole pipeline:
+
+1. load the photo (:func:`~speechface.render.face.load_image`) and find the face
+   (:func:`~speechface.render.face.find_face`; the largest one unless ``face_index`` is given);
+2. load the speech (16 kHz mono) and predict one condition per 25 fps frame with a speech
+   estimator (:class:`~speechface.AUEstimator` by default);
+3. convert the conditions to the translator's space if needed (emotion8 -> au17 with
+   ``speechface.spaces.emotion_to_au``), smooth them over time and scale them by ``strength``;
+4. crop the face once (:func:`~speechface.render.face.crop_face`), translate it once per frame in
+   batches (:meth:`~speechface.render.translators.Translator.translate`) and paste every result back
+   into the full-resolution photo (:func:`~speechface.render.face.paste_face`; only the face region
+   changes). The frames are rendered a batch at a time while they are written (or iterated),
+   so memory does not grow with the speech's length.
+
+The result is an :class:`Animation`: ``.frames`` (N, H, W, 3) uint8 at ``.fps``, the speech as
+``.audio`` and the estimator output as ``.conditions``; ``.save("out.mp4")`` writes an H.264 +
+AAC video with the speech (``.gif`` / ``.webp`` without sound).
+
+Command line::
+
+    speechface animate speech.wav photo.jpg -o talking.mp4 [--smoothing 1.5] [--side-by-side]
+
+Example:
+    >>> from speechface.render.animate import animate              # doctest: +SKIP
+    >>> anim = animate("speech.wav", "photo.jpg")           # doctest: +SKIP
+    >>> anim.frames.shape, anim.fps                         # doctest: +SKIP
+    ((221, 512, 512, 3), 25.0)
+    >>> anim.save("talking.mp4")                            # doctest: +SKIP
+
+The photo keeps its full resolution: only the face crop is generated, and every pixel outside
+it stays bit-identical to the photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core._io import atomic_path
+from ..core.errors import ModelError, NoFaceError, SpeechfaceError
+from ..core.results import Prediction
+from .face import (
+    DEFAULT_FEATHER,
+    DEFAULT_MARGIN,
+    FaceBox,
+    FaceCrop,
+    crop_face,
+    detect_faces,
+    load_image,
+    native_logs_hidden,
+    select_face,
+)
+from .face import blend_region as _blend_region
+from .face import source_label as _label
+
+__all__ = ["Animation", "animate", "smooth_conditions", "scale_conditions", "expand_dynamics",
+           "add_parsers",
+           "VIDEO_FORMATS", "MAX_FACE_SIDE"]
+
+#: Output file types :meth:`Animation.save` writes (H.264 + AAC for the video containers).
+VIDEO_FORMATS = (".mp4", ".m4v", ".mov", ".mkv")
+_IMAGE_FORMATS = (".gif", ".webp")
+#: The face crop is translated at most at this side in pixels (bigger faces are resized down for
+#: the network's input-keeping composition and up again when pasted; bounds memory and time).
+MAX_FACE_SIDE = 768
+AUDIO_RATE = 16000
+#: Frames larger than this (pixels) are encoded with x264's low-memory settings: one
+#: reference frame, no B-frames, a 2-frame lookahead, one thread (30 frames of 6000x6000:
+#: 4.5 GB with the defaults, 1.2 GB so; the background is static, so quality barely changes).
+_BIG_FRAME_PIXELS = 4_000_000
+_LOW_MEMORY_X264 = "rc-lookahead=2:sync-lookahead=0:threads=1:bframes=0:ref=1:mbtree=0"
+_BLOCK_SECONDS = 60.0
+_BATCH_BYTES = 256 << 20  # rendered faces held at once (at most; one face always)  # speech longer than this is predicted block by block
+#: ``speechface animate`` refuses longer speech up front (``--max-seconds``): one hour.
+MAX_SECONDS = 3600.0
+
+
+# --------------------------------------------------------------------------- conditions
+def smooth_conditions(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Zero-phase temporal smoothing: a centred Gaussian of ``sigma`` frames along axis 0.
+
+    Centred (not an EMA), so the mouth does not lag behind the speech. Edges are handled by
+    normalised convolution (each output is a weighted mean of the frames that exist), so a
+    constant sequence stays constant and probabilities still sum to 1. ``sigma=0`` returns the
+    values unchanged. At 25 fps, 1 frame = 40 ms; ``sigma=1.5`` mostly removes frame-to-frame
+    jitter, ``sigma=3`` leaves only syllable-rate motion.
+
+    Args:
+        values: ``(frames, dim)`` float array.
+        sigma: standard deviation in frames (>= 0).
+
+    Returns:
+        ``(frames, dim)`` float32.
+
+    Example:
+        >>> x = np.zeros((21, 1), np.float32); x[10] = 1
+        >>> s = smooth_conditions(x, 1.0); round(float(s.sum()), 3), bool(s[10, 0] < 1)
+        (1.0, True)
+    """
+    v = np.asarray(values, dtype=np.float32)
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"smoothing must be a finite number of frames >= 0, got {sigma!r}")
+    if sigma == 0 or len(v) < 2:
+        return v.copy()
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (t / sigma) ** 2)
+    n = len(v)
+    norm = np.convolve(np.ones(n), k, mode="full")[radius:radius + n]
+    out = np.empty_like(v)
+    for d in range(v.shape[1]):
+        out[:, d] = np.convolve(v[:, d].astype(np.float64), k, mode="full")[radius:radius + n] / norm
+    return out
+
+
+def _into_space(out: np.ndarray, sp: Any) -> np.ndarray:
+    """Clip values to the space's range; renormalise probability spaces to sum to 1."""
+    if sp.low is not None or sp.high is not None:
+        out = np.clip(out, sp.low, sp.high)
+    if sp.activation == "softmax":
+        out = np.clip(out, 0, None)
+        out = out / np.maximum(out.sum(axis=-1, keepdims=True), 1e-8)
+    return out.astype(np.float32)
+
+
+def scale_conditions(values: np.ndarray, space: Any, strength: float) -> np.ndarray:
+    """Scale conditions relative to the space's neutral value: ``neutral + strength * (v - neutral)``.
+
+    ``strength=0`` gives the neutral face throughout, 1 the predicted expression, above 1 an
+    exaggerated one. Results are clipped to the space's range; for probability spaces
+    (``emotion8``) they are also renormalised to sum to 1.
+
+    Args:
+        values: ``(frames, dim)`` values of ``space``.
+        space: a :class:`~speechface.spaces.Space` or its name.
+        strength: a finite number >= 0.
+
+    Returns:
+        ``(frames, dim)`` float32.
+
+    Example:
+        >>> scale_conditions(np.full((2, 17), 2.0), "au17", 3.0)[0, 0]
+        np.float32(5.0)
+    """
+    from ..spaces.space import get_space
+
+    sp = get_space(space)
+    if not (math.isfinite(strength) and strength >= 0):
+        raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
+    v = np.asarray(values, dtype=np.float32)
+    if strength == 1.0:
+        return v.copy()
+    neutral = np.asarray(sp.neutral, dtype=np.float32) if sp.neutral else np.zeros(sp.dim, np.float32)
+    out = neutral + np.float32(strength) * (v - neutral)
+    return _into_space(out, sp)
+
+
+def _convert_space(values: np.ndarray, src: str, dst: Any) -> np.ndarray:
+    """Estimator values in space ``src`` -> values of the translator's space ``dst``."""
+    if src == dst.name:
+        return values
+    from .. import spaces
+
+    fn_name = {("emotion8", "au17"): "emotion_to_au",
+               ("au17", "emotion8"): "au_to_emotion"}.get((src, dst.name))
+    fn = getattr(spaces, fn_name, None) if fn_name else None
+    if fn is None:
+        raise ModelError(f"the speech estimator predicts {src} but the translator is conditioned "
+                         f"on {dst.name}, and speechface has no {src} -> {dst.name} conversion; "
+                         f"use an estimator that predicts {dst.name}")
+    out = fn(values)
+    if hasattr(out, "detach"):
+        out = out.detach().cpu().numpy()
+    out = np.asarray(out, dtype=np.float32)
+    if out.shape != (len(values), dst.dim):
+        raise ModelError(f"spaces.{fn_name} returned shape {out.shape}, expected "
+                         f"({len(values)}, {dst.dim})")
+    return out
+
+
+# --------------------------------------------------------------------------- the animation
+class _Composer:
+    """Builds frame i on demand: the photo with face i pasted in (optionally beside the photo).
+
+    The faces come from ``render(start, stop) -> (stop - start, S, S, 3)`` uint8, called one
+    batch of ``batch`` frames at a time and kept only until the next batch is needed, so
+    writing a video holds one batch of faces and one full frame, whatever its length.
+    """
+
+    def __init__(self, photo: np.ndarray, crop: FaceCrop, render: Any, length: int,
+                 batch: int, feather: float, side_by_side: bool) -> None:
+        self.photo = photo
+        self.crop = crop
+        self.render = render
+        self.length = int(length)
+        self.batch = max(1, int(batch))
+        self.feather = feather
+        self.side_by_side = side_by_side
+        self._start = -1
+        self._faces: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        h, w = self.photo.shape[:2]
+        return (h, 2 * w if self.side_by_side else w)
+
+    def face(self, i: int) -> np.ndarray:
+        """The rendered face crop of frame ``i`` (its batch is rendered if needed)."""
+        start = (i // self.batch) * self.batch
+        if start != self._start or self._faces is None:
+            self._faces = None  # free the previous batch before rendering the next
+            stop = min(start + self.batch, self.length)
+            self._faces = self.render(start, stop)
+            self._start = start
+        return self._faces[i - start]
+
+    def frame(self, i: int) -> np.ndarray:
+        h, w = self.photo.shape[:2]
+        (rows, cols), patch = _blend_region(self.photo, self.crop, self.face(i), self.feather,
+                                            "ellipse")
+        if self.side_by_side:
+            out = np.empty((h, 2 * w, 3), np.uint8)
+            out[:, :w] = self.photo
+            out[:, w:] = self.photo
+            if patch is not None:
+                out[rows, slice(cols.start + w, cols.stop + w)] = patch
+            return out
+        out = self.photo.copy()
+        if patch is not None:
+            out[rows, cols] = patch
+        return out
+
+
+class Animation:
+    """A talking-face animation: frames, frame rate, the speech and the conditions behind it.
+
+    Frames made by :func:`animate` are composed on demand (the photo + one face crop per
+    frame), so a long animation of a big photo does not hold every full frame in memory until
+    :attr:`frames` is read; :meth:`save` and :meth:`iter_frames` stream them.
+
+    Args:
+        frames: ``(N, H, W, 3)`` uint8 array (or an internal on-demand source).
+        fps: frames per second (25 for speechface estimators).
+        audio: ``(samples,)`` float32 mono speech at ``sample_rate`` (None: silent).
+        sample_rate: rate of ``audio`` in Hz.
+        conditions: the estimator's :class:`~speechface.core.results.Prediction`.
+        driving: ``(N, D)`` float32 values actually given to the translator (after space
+            conversion, smoothing and strength).
+        face: the animated :class:`~speechface.render.face.FaceBox`; ``face_index`` its position left to
+            right and ``n_faces`` how many faces the photo has.
+        info: provenance: model names and whether they are trained, smoothing, strength,
+            crop margin (set by :func:`animate`).
+
+    Example:
+        >>> anim = Animation(np.zeros((10, 32, 48, 3), np.uint8), fps=25.0)
+        >>> len(anim), anim.size, anim.duration
+        (10, (48, 32), 0.4)
+        >>> anim.save("still.gif")                  # doctest: +SKIP
+    """
+
+    def __init__(self, frames: Any, *, fps: float = 25.0, audio: np.ndarray | None = None,
+                 sample_rate: int = AUDIO_RATE, conditions: Prediction | None = None,
+                 driving: np.ndarray | None = None, face: FaceBox | None = None,
+                 face_index: int | None = None, n_faces: int | None = None,
+                 info: dict[str, Any] | None = None) -> None:
+        if isinstance(frames, _Composer):
+            self._source: _Composer | None = frames
+            self._frames: np.ndarray | None = None
+        else:
+            arr = np.asarray(frames)
+            if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8 or len(arr) == 0:
+                raise ValueError(f"frames must be a non-empty uint8 (N, H, W, 3) array, got "
+                                 f"{arr.shape} {arr.dtype}")
+            self._source, self._frames = None, arr
+        if not (math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be positive, got {fps!r}")
+        self.fps = float(fps)
+        self.audio = None if audio is None else np.asarray(audio, dtype=np.float32).reshape(-1)
+        self.sample_rate = int(sample_rate)
+        self.conditions = conditions
+        self.driving = driving
+        self.face = face
+        self.face_index = face_index
+        self.n_faces = n_faces
+        self.info = dict(info or {})
+
+    # ------------------------------------------------------------------ frames
+    def __len__(self) -> int:
+        return len(self._frames) if self._frames is not None else len(self._source)  # type: ignore[arg-type]
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames N."""
+        return len(self)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of a frame in pixels."""
+        if self._frames is not None:
+            return (int(self._frames.shape[2]), int(self._frames.shape[1]))
+        h, w = self._source.shape  # type: ignore[union-attr]
+        return (w, h)
+
+    @property
+    def duration(self) -> float:
+        """Video duration in seconds (``N / fps``)."""
+        return len(self) / self.fps
+
+    def frame(self, i: int) -> np.ndarray:
+        """Frame ``i`` as ``(H, W, 3)`` uint8."""
+        if self._frames is not None:
+            return self._frames[i]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"frame {i} out of range for {n} frames")
+        return self._source.frame(i % n)  # type: ignore[union-attr]
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        """Yield the ``(H, W, 3)`` uint8 frames in order (without holding them all)."""
+        for i in range(len(self)):
+            yield self.frame(i)
+
+    @property
+    def frames(self) -> np.ndarray:
+        """All frames, ``(N, H, W, 3)`` uint8 (built on first access, then kept).
+
+        Needs ``N * H * W * 3`` bytes (e.g. 225 frames of a 1024x1024 photo: 700 MB); prefer
+        :meth:`save` / :meth:`iter_frames` for long animations of large photos.
+        """
+        if self._frames is None:
+            w, h = self.size
+            out = np.empty((len(self), h, w, 3), np.uint8)
+            for i, f in enumerate(self.iter_frames()):
+                out[i] = f
+            self._frames = out
+        return self._frames
+
+    def __repr__(self) -> str:
+        w, h = self.size
+        snd = f", audio {len(self.audio) / self.sample_rate:.2f} s" if self.audio is not None else ""
+        return f"Animation({len(self)} frames, {w}x{h}, {self.fps:g} fps{snd})"
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: str | os.PathLike[str], *, crf: int = 18, preset: str = "medium",
+             audio_bitrate: int = 96000, quality: int = 90) -> Path:
+        """Write the animation; the format follows the file extension.
+
+        - ``.mp4`` (also ``.m4v``, ``.mov``, ``.mkv``): H.264 (libx264, yuv420p, ``crf``) + AAC
+          mono with the speech, via PyAV (``pip install 'speechface[video]'``). yuv420p needs
+          an even width and height: an odd side is padded by repeating the last pixel row /
+          column (1 px). Frames over 4 megapixels are encoded with x264's low-memory settings
+          (one reference frame, no B-frames, short lookahead), so a huge photo does not need
+          gigabytes of encoder buffers.
+        - ``.gif``: 40 ms per frame at 25 fps, looping, no sound; one 256-colour palette
+          for all frames, no dithering (identical consecutive frames are merged by PIL, their
+          durations summed).
+        - ``.webp``: animated WebP (lossy, ``quality``), looping, no sound.
+
+        The file is written to a temporary name beside ``path`` and renamed when complete: on
+        any error no partial output is left.
+
+        Returns:
+            ``path`` as a :class:`~pathlib.Path`.
+
+        Raises:
+            ValueError: an unsupported extension.
+            SpeechfaceError: PyAV missing (for video) or without an H.264 / AAC encoder.
+
+        Example:
+            >>> anim.save("talking.mp4")     # doctest: +SKIP
+            PosixPath('talking.mp4')
+        """
+        path = Path(path)
+        ext = _check_output(path)
+        with atomic_path(path) as tmp:
+            if ext in VIDEO_FORMATS:
+                self._write_video(tmp, crf=crf, preset=preset, audio_bitrate=audio_bitrate)
+            else:
+                self._write_pil(tmp, ext, quality=quality)
+        return path
+
+    def _write_pil(self, tmp: Path, ext: str, *, quality: int) -> None:
+        from PIL import Image
+
+        ms = int(round(1000.0 / self.fps))
+        frames = (Image.fromarray(f) for f in self.iter_frames())
+        if ext == ".gif":
+            # one palette for all frames (from the first, middle and last frame) and no
+            # dithering: unchanged pixels map to the same index in every frame, so the static
+            # background neither flickers nor costs space
+            n = len(self)
+            sample = np.concatenate([self.frame(0), self.frame(n // 2), self.frame(n - 1)])
+            palette = Image.fromarray(sample).quantize(256, method=Image.Quantize.FASTOCTREE)
+            frames = (f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames)
+            first = next(frames)
+            first.save(tmp, format="GIF", save_all=True, append_images=frames, duration=ms,
+                       loop=0)
+        else:  # PIL's WebP writer needs a list (it counts the frames first)
+            first = next(frames)
+            first.save(tmp, format="WEBP", save_all=True, append_images=list(frames),
+                       duration=ms, loop=0, quality=quality)
+
+    def _write_video(self, tmp: Path, *, crf: int, preset: str, audio_bitrate: int) -> None:
+        try:
+            import av
+        except ImportError as e:
+            raise SpeechfaceError("writing video needs PyAV: pip install 'speechface[video]'"
+                                  ) from e
+        w, h = self.size
+        ew, eh = w + (w % 2), h + (h % 2)
+        rate = Fraction(self.fps).limit_denominator(1001)
+        options = {"crf": str(int(crf)), "preset": preset}
+        if ew * eh > _BIG_FRAME_PIXELS:  # x264 holds ~40 frames by default: 4.5 GB at 6000x6000
+            options["x264-params"] = _LOW_MEMORY_X264
+        with av.open(str(tmp), "w") as out:
+            vs = None
+            for codec in ("libx264", "h264"):
+                try:
+                    vs = out.add_stream(codec, rate=rate, options=options)
+                    break
+                except (ValueError, av.error.FFmpegError):  # type: ignore[attr-defined]
+                    continue
+            if vs is None:
+                raise SpeechfaceError("this PyAV build has no H.264 encoder; save as .gif / .webp "
+                                      "or install the PyPI wheel of av")
+            vs.width, vs.height, vs.pix_fmt = ew, eh, "yuv420p"
+            astream = None
+            if self.audio is not None and len(self.audio):
+                astream = out.add_stream("aac", rate=self.sample_rate)
+                astream.layout = "mono"
+                astream.bit_rate = int(audio_bitrate)
+            for i, f in enumerate(self.iter_frames()):
+                if (ew, eh) != (w, h):
+                    f = np.pad(f, ((0, eh - h), (0, ew - w), (0, 0)), mode="edge")
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+                vf.pts = i
+                for pkt in vs.encode(vf):
+                    out.mux(pkt)
+            for pkt in vs.encode():
+                out.mux(pkt)
+            if astream is not None:
+                wave = np.clip(self.audio, -1.0, 1.0).astype(np.float32)
+                step = 1024 * 16
+                for start in range(0, len(wave), step):
+                    chunk = np.ascontiguousarray(wave[None, start:start + step])
+                    af = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                    af.sample_rate = self.sample_rate
+                    af.pts = start
+                    for pkt in astream.encode(af):
+                        out.mux(pkt)
+                for pkt in astream.encode():
+                    out.mux(pkt)
+
+
+def _check_output(path: str | os.PathLike[str]) -> str:
+    ext = Path(path).suffix.lower()
+    if ext not in VIDEO_FORMATS + _IMAGE_FORMATS:
+        raise ValueError(f"{Path(path).name}: unsupported output type {ext or '(none)'!r}; use "
+                         f"{', '.join(VIDEO_FORMATS + _IMAGE_FORMATS)}")
+    return ext
+
+
+def expand_dynamics(values: np.ndarray, space: Any, factor: Any) -> np.ndarray:
+    """Scale each dimension's movement around its utterance mean: ``mean + factor * (v - mean)``.
+
+    Speech estimators trained with L1/L2 losses predict damped tracks (a regression to the
+    mean); ``factor > 1`` widens the movement the model predicts without changing the average
+    expression (``strength`` scales both). Results are clipped to the space's range and
+    renormalised for probability spaces.
+
+    Args:
+        values: ``(frames, dim)`` values of ``space``.
+        space: a :class:`~speechface.spaces.Space` or its name.
+        factor: a finite number >= 0 (1 = unchanged, 0 = the utterance mean throughout), or one
+            such number per dimension (``(dim,)``, e.g. an estimator's ``dynamics_gain``).
+
+    Example:
+        >>> expand_dynamics(np.array([[1.0], [3.0]]), "au17", 2.0)[:, 0].tolist()
+        [0.0, 4.0]
+    """
+    from ..spaces.space import get_space
+
+    sp = get_space(space)
+    f = np.asarray(factor, dtype=np.float64)
+    if f.ndim > 1 or (f.ndim == 1 and len(f) != sp.dim) or \
+            not (np.isfinite(f).all() and (f >= 0).all()):
+        raise ValueError(f"expressiveness must be a finite number >= 0 (or {sp.dim} of them), "
+                         f"got {factor!r}")
+    v = np.asarray(values, dtype=np.float32)
+    if (f == 1.0).all():
+        return v.copy()
+    mean = v.mean(axis=0, keepdims=True)
+    out = mean + f.astype(np.float32) * (v - mean)
+    return _into_space(out, sp)
+
+
+def dynamics_gain(estimator: Any) -> np.ndarray | None:
+    """The per-dimension gain that restores an estimator's natural range of movement, if any.
+
+    Regression models predict over-smoothed tracks: their variance within an utterance is far
+    below that of the targets (the "global variance" problem of statistical speech synthesis,
+    Toda & Tokuda 2007). A model trained by this library may record
+    ``info["dynamics_gain"]``: per dimension, the median within-clip standard deviation of the
+    training targets divided by that of its own predictions on the same clips (at least 1,
+    at most 8; see ``docs/model-quality.md``). :func:`animate` applies it by default
+    (``dynamics=True``) through :func:`expand_dynamics`; ``predict`` never does.
+
+    Returns:
+        ``(dim,)`` float32, or None when the model records no gain.
+    """
+    info = getattr(estimator, "info", None) or {}
+    gain = info.get("dynamics_gain")
+    if gain is None:
+        return None
+    g = np.asarray(gain, dtype=np.float32)
+    sp = getattr(estimator, "space", None)
+    if g.ndim != 1 or (sp is not None and len(g) != sp.dim) or not np.isfinite(g).all():
+        raise ModelError(f"estimator {getattr(estimator, 'name', '?')}: info['dynamics_gain'] "
+                         f"must be {getattr(sp, 'dim', 'dim')} finite numbers")
+    return g
+
+
+def retarget_landmarks(predicted: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Speech-predicted landmark motion -> target landmarks for one photo's face.
+
+    ``predicted`` is ``landmarks68`` normalised to the *speaker's* face box; ``own`` are the
+    photo's 68 points normalised to the translator's crop. The motion around the utterance
+    mean is moved onto the photo's own points, scaled by the size of its face in the crop:
+    ``own + (p_t - mean(p)) * (width, height of own)``. The photo keeps its face shape and pose;
+    only the speech-driven movement (jaw, lips) is transferred.
+
+    Args:
+        predicted: ``(frames, 136)`` ``x_0..x_67, y_0..y_67``.
+        own: ``(136,)`` the photo's points in the crop (0-1).
+
+    Returns:
+        ``(frames, 136)`` float32 targets in crop coordinates.
+
+    Example:
+        >>> p = np.zeros((2, 136), np.float32); p[1, 68 + 8] = 0.1   # chin 10 % lower
+        >>> own = np.concatenate([np.linspace(0.2, 0.8, 68), np.linspace(0.3, 0.9, 68)])
+        >>> out = retarget_landmarks(p, own); round(float(out[1, 76] - out[0, 76]), 3)
+        0.06
+    """
+    pred = np.asarray(predicted, dtype=np.float32)
+    own = np.asarray(own, dtype=np.float32).reshape(-1)
+    if pred.ndim != 2 or pred.shape[1] != 136 or own.shape != (136,):
+        raise ValueError(f"need predicted (frames, 136) and own (136,), got {pred.shape}, "
+                         f"{own.shape}")
+    w = float(own[:68].max() - own[:68].min())
+    h = float(own[68:].max() - own[68:].min())
+    scale = np.concatenate([np.full(68, w, np.float32), np.full(68, h, np.float32)])
+    return (own + (pred - pred.mean(axis=0, keepdims=True)) * scale).astype(np.float32)
+
+
+def _own_landmarks(face: np.ndarray) -> np.ndarray:
+    """The 68 points of the face in a crop, normalised to the crop (MediaPipe teacher)."""
+    from ..teachers.mediapipe import MediaPipeTeacher, landmarks68_from_478
+
+    with native_logs_hidden(), MediaPipeTeacher(running_mode="image") as teacher:
+        obs = teacher.observe(np.ascontiguousarray(face))
+    if not obs.found:
+        raise NoFaceError("the landmark path needs the face's own landmarks, but MediaPipe "
+                          "finds no face in the crop")
+    return landmarks68_from_478(obs.landmarks, (0.0, 0.0, 1.0, 1.0))
+
+
+def _frame_values(estimator: Any, wave: np.ndarray, dynamics: bool
+                  ) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    """``(prediction, per-frame values, gain)``: utterance-level outputs held for every frame,
+    the estimator's recorded dynamics gain applied when ``dynamics``."""
+    # over a minute: in blocks (speechface.speech.longform; same values up to float32 rounding), so
+    # a long speech does not hold every layer's activations at once
+    long = len(wave) > _BLOCK_SECONDS * AUDIO_RATE
+    pred = estimator.predict(wave, AUDIO_RATE, chunk_seconds=_BLOCK_SECONDS if long else None)
+    values = np.asarray(pred.values, dtype=np.float32)
+    n = max(1, int(len(wave) * float(pred.fps) // AUDIO_RATE))
+    if not pred.frame_level or len(values) == 1:  # utterance-level: hold it for every frame
+        values = np.repeat(values[:1], n, axis=0)
+    gain = dynamics_gain(estimator) if dynamics else None
+    if gain is not None and len(values) > 1:
+        values = expand_dynamics(values, pred.space, gain)
+    return pred, values, gain
+
+
+def _fit_length(values: np.ndarray, n: int) -> np.ndarray:
+    """``values`` cut or padded (last row repeated) to ``n`` rows."""
+    if len(values) >= n:
+        return values[:n]
+    return np.concatenate([values, np.repeat(values[-1:], n - len(values), axis=0)])
+
+
+def _landmark_targets(values: np.ndarray, own: np.ndarray, smoothing: float,
+                      expressiveness: float, strength: float) -> np.ndarray:
+    """Predicted landmarks -> targets on the photo's own points (smoothed, widened, scaled)."""
+    cond = smooth_conditions(values, float(smoothing))
+    cond = expand_dynamics(cond, "landmarks68", float(expressiveness))
+    cond = retarget_landmarks(cond, own)
+    return own + np.float32(strength) * (cond - own)
+
+
+def _check_lip_framing(lip_translator: Any, margin: float, shift: float, *,
+                       quiet: bool = False) -> bool:
+    """The lip-sync translator works on the main translator's crop: their framing must agree.
+
+    Returns True when it does; otherwise raises ModelError (``quiet``: returns False).
+    """
+    if lip_translator.space.name != "landmarks68":
+        raise ModelError(f"lipsync needs a landmarks68 translator, got "
+                         f"{lip_translator.space.name}")
+    info = getattr(lip_translator, "info", None) or {}
+    lm, ls = float(info.get("crop_margin", DEFAULT_MARGIN)), float(info.get("crop_shift", 0.0))
+    if abs(lm - margin) > 0.02 or abs(ls - shift) > 0.02:
+        if quiet:
+            return False
+        raise ModelError(f"lipsync translator {getattr(lip_translator, 'name', '?')} was trained "
+                         f"on crops with margin {lm:g} / shift {ls:g}, the face translator's "
+                         f"crop has {margin:g} / {shift:g}; pass lipsync=False or a matching "
+                         f"translator")
+    return True
+
+
+def _default_models(space: str | None, translator: Any, estimator: Any) -> tuple[Any, Any]:
+    """Fill in the packaged translator / estimator for ``space`` (see :func:`animate`)."""
+    from ..pretrained import DEFAULT_MODELS
+
+    if translator is None:
+        from .translators import Translator
+
+        if space == "landmarks68" and "translator_landmarks68" not in DEFAULT_MODELS:
+            raise ModelError("this version packages no landmark translator; train one with "
+                             "configs/landmark_warp_faces64.yaml and pass it as translator= "
+                             "(command line: --translator)")
+        key = f"translator_{space}" if space and f"translator_{space}" in DEFAULT_MODELS \
+            else "translator"
+        try:
+            translator = Translator.from_pretrained(DEFAULT_MODELS.get(key))
+        except ModelError as e:
+            raise ModelError(f"{e} as translator= (command line: --translator)") from e
+    if estimator is None:
+        from ..speech.model import estimator_class as _class_for
+
+        want = space or translator.space.name
+        try:
+            estimator = _class_for(want).from_pretrained(DEFAULT_MODELS.get(f"animate_{want}"))
+        except ModelError as e:
+            raise ModelError(f"{e} as estimator= (command line: --model)") from e
+    return translator, estimator
+
+
+# --------------------------------------------------------------------------- animate
+def hold_utterance_expression(cond: np.ndarray, wave: np.ndarray, model: Any = True,
+                              space: Any = "au17") -> np.ndarray:
+    """Add one utterance-level AU vector, predicted from the speech, to every frame.
+
+    ``model`` is an utterance-level au17 estimator (``lstm_mfcc``: one vector per utterance),
+    a model name or folder, or True for ``DEFAULT_MODELS["utterance_au17"]``. Every AU except
+    the articulation channels (AU25, AU26: the speech moves them) becomes
+    ``clip(frame value + utterance value, 0, 5)``, so the face holds the expression the voice
+    suggests for the whole utterance while the mouth keeps following the speech.
+
+    Args:
+        cond: ``(frames, 17)`` AU conditions.
+        wave: 16 kHz mono speech.
+
+    Returns:
+        The new ``(frames, 17)`` conditions.
+
+    Raises:
+        ModelError: the model is not an utterance-level au17 model, or the space is not au17.
+
+    Example:
+        >>> held = hold_utterance_expression(cond, wave, True)           # doctest: +SKIP
+    """
+    from ..pretrained import DEFAULT_MODELS
+    from ..spaces.emotion_control import ARTICULATION
+    from ..speech.model import SpeechEstimator
+
+    name = getattr(space, "name", space)
+    if name != "au17":
+        raise ModelError(f"hold_expression works on au17 conditions, not {name}")
+    if model is True:
+        model = DEFAULT_MODELS["utterance_au17"]
+    est = model if isinstance(model, SpeechEstimator) else SpeechEstimator.from_pretrained(model)
+    if est.space.name != "au17" or getattr(est.network, "frame_level", True):
+        raise ModelError(f"hold_expression needs an utterance-level au17 model (lstm_mfcc), got "
+                         f"{est.network.arch!r} on {est.space.name}")
+    vec = np.asarray(est.predict(wave, sample_rate=AUDIO_RATE).values, np.float32).reshape(-1, 17)
+    vec = vec.mean(0)
+    labels = list(est.space.labels)
+    keep = [i for i, lab in enumerate(labels) if lab not in ARTICULATION["au17"]]
+    out = np.array(cond, dtype=np.float32, copy=True)
+    out[:, keep] = np.clip(out[:, keep] + vec[keep], 0.0, 5.0)
+    return out
+
+
+def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = None, *,
+            sample_rate: int | None = None, space: str | None = None, smoothing: float = 0.0,
+            strength: float = 1.0, expressiveness: float = 1.0, dynamics: bool = True,
+            side_by_side: bool = False, lipsync: Any = None,
+            face_index: int | None = None, margin: float | None = None,
+            feather: float = DEFAULT_FEATHER, batch_size: int = 16, fast: Any = None,
+            progress: bool = True, emotion: Any = None, intensity: Any = 1.0,
+            hold_expression: Any = None, device: Any = None) -> Animation:
+    """Animate the face in a photo with speech.
+
+    Args:
+        audio: speech: a file path (wav, flac, ogg, mp3) or a ``(samples,)`` array / tensor
+            (give ``sample_rate``); any rate, resampled to 16 kHz.
+        image: the photo: a path, PIL image or ``(H, W, 3)`` array (see
+            :func:`~speechface.render.face.load_image`).
+        estimator: a :class:`~speechface.speech.SpeechEstimator` (default: the packaged one for
+            ``space``).
+        translator: a :class:`~speechface.render.translators.Translator` (default: the packaged one,
+            ``Translator.from_pretrained()``).
+        sample_rate: rate of an array ``audio``.
+        space: the conditioning space to animate with when a model is not given:
+            ``"au17"`` (default), ``"emotion8"`` or ``"landmarks68"`` picks the packaged
+            estimator for it (``DEFAULT_MODELS["animate_<space>"]`` if there is one, else the
+            space's default) and, for ``landmarks68``, the packaged landmark translator. An
+            emotion8 estimator drives an au17 translator through
+            ``speechface.spaces.emotion_to_au`` (and au17 -> emotion8 through ``au_to_emotion``);
+            other mismatches are a ModelError. With a ``landmarks68`` translator the predicted
+            motion is moved onto the photo's own landmarks (:func:`retarget_landmarks`).
+        smoothing: temporal smoothing of the conditions: the standard deviation in frames
+            (40 ms each) of a centred Gaussian, see :func:`smooth_conditions` (0 = off).
+        strength: expression strength relative to neutral, see :func:`scale_conditions`
+            (0 = neutral face, 1 = as predicted, 2 = exaggerated).
+        expressiveness: widens the predicted movement around the utterance mean, see
+            :func:`expand_dynamics` (1 = as predicted).
+        dynamics: apply the estimator's recorded ``dynamics_gain`` (see :func:`dynamics_gain`;
+            restores the range of movement its training targets had). No effect for models
+            that record none.
+        side_by_side: frames show the input photo on the left and the animation on the right.
+        lipsync: mouth motion for ``au17`` / ``emotion8`` animations: each rendered face is
+            also moved onto landmark targets predicted from the speech (the landmark estimator
+            and a ``landmarks68`` warping translator, as in ``space="landmarks68"``). None (the
+            default) = on when neither ``translator`` nor an explicit landmark path is given,
+            the translator is not a full-resolution renderer (the default ``mesh_warp``
+            moves the mouth itself) and the packaged landmark translator exists (and is
+            skipped if ``margin`` asks for another framing than its own); True = the packaged one; a ``landmarks68``
+            :class:`~speechface.render.translators.Translator`, model name or folder = that one;
+            False = off. Its crop framing must match the main translator's (else ModelError).
+        face_index: which face to animate, counted left to right (0 = leftmost); None = the
+            largest face.
+        margin: face crop margin (see :func:`~speechface.render.face.crop_face`); None = the
+            translator's ``info["crop_margin"]`` if it records one, else
+            :data:`~speechface.render.face.DEFAULT_MARGIN` (0.35). The crop is also moved up by the
+            translator's ``info["crop_shift"]`` (0 if absent), the framing it was trained on.
+        feather: soft paste-back edge as a fraction of the crop side (see
+            :func:`~speechface.render.face.paste_face`).
+        batch_size: frames per translator call.
+        fast: speed options for the translator: a :class:`~speechface.render.fastpath.FastOptions`, or
+            True for :meth:`~speechface.render.fastpath.FastOptions.fastest` (bf16 where the CPU has
+            it; output within a few pixel levels of fp32, see ``benchmarks/bench_animate.py``).
+            None/False: plain fp32.
+        progress: show a progress bar (tqdm, on stderr) while the frames are rendered.
+        emotion: put an emotion on the face (au17 translators): a name (``"happiness"``), a
+            ``{name: weight}`` mix or an EMOTION8 distribution per frame; its FACS prototype is
+            added to the speech-driven AUs except the jaw/lips-part channels (AU25, AU26), which
+            keep the speech (:func:`speechface.spaces.emotion_control.apply_emotion`). None = off.
+        intensity: the emotion's strength: 1 = the prototype at FACS level C (AU 3); a number
+            or a per-frame curve.
+        hold_expression: hold one facial expression for the whole utterance, predicted from the
+            speech by an utterance-level au17 model (the MFCC-LSTM source's system), as in
+            :func:`hold_utterance_expression`: True = the packaged
+            ``DEFAULT_MODELS["utterance_au17"]``; a model, name or folder = that one; None/False
+            = off. The expression is added to every frame except the jaw/lips-part channels,
+            which keep the speech.
+        device: torch device the models run on (default: where they are; the packaged
+            defaults load on the CPU).
+
+    The frames are rendered lazily, ``batch_size`` at a time, when the animation is saved or
+    iterated (:meth:`Animation.save`, :meth:`Animation.iter_frames`): memory is bounded by one
+    batch of face crops and one full frame, whatever the speech's length.
+
+    Returns:
+        :class:`Animation` with one frame per estimator frame (25 fps: frame n at n / 25 s),
+        ``audio`` (16 kHz float32), ``conditions`` (the Prediction) and ``driving`` (the values
+        given to the translator).
+
+    Raises:
+        ImageError / NoFaceError: the photo cannot be read, has no face, or ``face_index`` is out
+            of range (the message says how many faces there are).
+        AudioError: the speech cannot be read.
+        ModelError: no packaged default model, or spaces that cannot be converted.
+
+    Example:
+        >>> from speechface import AUEstimator                          # doctest: +SKIP
+        >>> from speechface.render.translators import Translator               # doctest: +SKIP
+        >>> anim = animate("speech.wav", "photo.jpg", AUEstimator.from_pretrained(),
+        ...                Translator.from_pretrained(), smoothing=1.5)  # doctest: +SKIP
+        >>> anim.save("talking.mp4")                                    # doctest: +SKIP
+    """
+    from ..audio.waveform import load_audio
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not (math.isfinite(smoothing) and smoothing >= 0):
+        raise ValueError(f"smoothing must be a finite number of frames >= 0, got {smoothing!r}")
+    if not (math.isfinite(strength) and strength >= 0):
+        raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
+
+    # inputs first: the most likely user errors surface before any model work
+    name = _label(image, None)
+    photo = load_image(image)
+    faces = detect_faces(photo)
+    box = select_face(faces, face_index, name=name)
+    index = next(i for i, f in enumerate(faces) if f is box)
+    wave = load_audio(audio, sample_rate, target_rate=AUDIO_RATE).numpy()
+
+    if space is not None and space not in ("au17", "emotion8", "landmarks68"):
+        raise ValueError(f"space must be au17, emotion8 or landmarks68, got {space!r}")
+    user_translator = translator
+    translator, estimator = _default_models(space, translator, estimator)
+    if device is not None:
+        translator, estimator = translator.to(device), estimator.to(device)
+
+    pred, values, gain = _frame_values(estimator, wave, dynamics)
+    fps = float(pred.fps)
+    landmark_path = translator.space.name == "landmarks68"
+    if landmark_path and pred.space != "landmarks68":
+        raise ModelError(f"the landmark translator needs a landmarks68 estimator, got {pred.space}")
+    if not landmark_path:
+        cond = _convert_space(values, pred.space, translator.space)
+        cond = smooth_conditions(cond, float(smoothing))
+        cond = expand_dynamics(cond, translator.space, float(expressiveness))
+        cond = scale_conditions(cond, translator.space, float(strength))
+    if hold_expression is not None and hold_expression is not False:
+        if landmark_path:
+            raise ValueError("hold_expression needs an au17 translator, not a landmark path")
+        cond = hold_utterance_expression(cond, wave, hold_expression, translator.space)
+    if emotion is not None:  # the emotion's FACS prototype on the speech-driven AUs
+        from ..spaces.emotion_control import apply_emotion
+
+        cond = apply_emotion(None if landmark_path else cond, emotion, intensity,
+                             space=translator.space)  # landmarks68: a clear ValueError
+    if lipsync is not None and lipsync is not False and landmark_path:
+        raise ValueError("lipsync adds landmark-driven mouth motion to au17 / emotion8 "
+                         "animations; a landmarks68 animation has it already")
+
+    t_info = getattr(translator, "info", None) or {}
+    margin_given = margin is not None
+    if margin is None:
+        margin = float(t_info.get("crop_margin", DEFAULT_MARGIN))
+    shift = float(t_info.get("crop_shift", 0.0))
+    crop = crop_face(photo, box, margin=margin, shift=shift)
+    full_res = bool(getattr(getattr(translator, "network", None), "full_resolution", False))
+    if crop.side > MAX_FACE_SIDE and not full_res:
+        crop = crop_face(photo, box, margin=margin, size=MAX_FACE_SIDE, shift=shift)
+    if landmark_path:  # the speech's motion on the photo's own points, scaled by ``strength``
+        cond = _landmark_targets(values, _own_landmarks(crop.image), smoothing, expressiveness,
+                                 strength)
+    lips = None
+    auto = lipsync is None
+    if auto:   # the default pipeline gets the packaged lip-sync stage
+        from ..pretrained import DEFAULT_MODELS
+
+        lipsync = user_translator is None and not landmark_path and not full_res and \
+            "translator_landmarks68" in DEFAULT_MODELS
+    if lipsync is not False:
+        lip_tr = None if isinstance(lipsync, bool) else lipsync
+        if isinstance(lipsync, (str, os.PathLike)):
+            from .translators import Translator
+
+            lip_tr = Translator.from_pretrained(lipsync)
+        lip_tr, lip_est = _default_models("landmarks68", lip_tr, None)
+        if device is not None:
+            lip_tr, lip_est = lip_tr.to(device), lip_est.to(device)
+        # automatic lip-sync steps aside for a crop margin the caller chose
+        if not _check_lip_framing(lip_tr, margin, shift, quiet=auto and margin_given):
+            lipsync = False
+    if lipsync is not False:
+        _, lip_values, _ = _frame_values(lip_est, wave, dynamics)
+        lip_values = _fit_length(lip_values, len(cond))
+        lips = (lip_tr, _landmark_targets(lip_values, _own_landmarks(crop.image), smoothing,
+                                          expressiveness, strength))
+
+    fast_options = None
+    if fast and not full_res:   # a full-resolution renderer has no network to speed up
+        from .fastpath import FastOptions
+        from .fastpath import translate as fast_translate
+
+        fast_options = FastOptions.fastest() if fast is True else fast
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(cond), desc="animate", unit="frame", leave=False)
+
+    def render(start: int, stop: int) -> np.ndarray:
+        """Faces of frames start..stop-1: translated (and lip-synced) in one batch."""
+        if fast_options is None:
+            faces = translator.translate(crop.image[None], cond[start:stop],
+                                         batch_size=batch_size)
+        else:
+            faces = fast_translate(translator, crop.image[None], cond[start:stop], fast_options)
+        if lips is not None:  # the mouth: move the rendered faces onto the lip targets
+            faces = lips[0].translate(faces, lips[1][start:stop], batch_size=batch_size)
+        if bar is not None:
+            bar.update(stop - start)
+            if stop >= len(cond):
+                bar.close()
+        return np.asarray(faces, dtype=np.uint8)
+
+    # frames rendered per step: batch_size, fewer when the crops are big (a full-resolution
+    # renderer on a huge photo), so a step holds at most about _BATCH_BYTES of faces
+    per_step = max(1, min(batch_size, _BATCH_BYTES // max(1, 3 * crop.size * crop.size)))
+    source = _Composer(photo, crop, render, len(cond), per_step, feather, side_by_side)
+    info = {"estimator": pred.model, "estimator_pretrained": bool(pred.pretrained),
+            "translator": getattr(translator, "name", type(translator).__name__),
+            "translator_pretrained": bool(getattr(translator, "pretrained", False)),
+            "space": translator.space.name, "smoothing": float(smoothing),
+            "lipsync": None if lips is None else getattr(lips[0], "name", type(lips[0]).__name__),
+            "dynamics_gain": None if gain is None else [round(float(g), 3) for g in gain],
+            "strength": float(strength), "expressiveness": float(expressiveness),
+            "emotion": emotion if emotion is None or isinstance(emotion, str) else "custom",
+            "intensity": float(intensity) if np.ndim(intensity) == 0 else "curve",
+            "margin": float(margin), "feather": float(feather)}
+    return Animation(source, fps=fps, audio=wave, sample_rate=AUDIO_RATE, conditions=pred,
+                     driving=cond, face=box, face_index=index, n_faces=len(faces), info=info)
+
+
+# --------------------------------------------------------------------------- command line
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``speechface animate`` sub-command to the CLI's sub-parsers.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(); add_parsers(parser.add_subparsers())
+    """
+    p = sub.add_parser(
+        "animate", help="speech + face photo -> talking-face video (mp4 with sound, gif, webp)",
+        description="Animate the face in a photo with speech: predict AUs/emotions from the "
+                    "speech at 25 fps, translate the face once per frame and paste it back.")
+    p.add_argument("speech", help="speech file (wav, flac, ogg, mp3; a video's audio track)")
+    p.add_argument("image", help="photo with a face (jpg, png, webp ...)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file: .mp4 (H.264 + AAC with the speech), .gif or .webp")
+    p.add_argument("--model", default=None,
+                   help="speech estimator: packaged name, model folder or Hub repo id "
+                        "(default: the packaged default for the translator's space)")
+    p.add_argument("--translator", default=None,
+                   help="face translator: packaged name, model folder or Hub repo id "
+                        "(default: the packaged default)")
+    p.add_argument("--smoothing", type=float, default=0.0,
+                   help="temporal smoothing: Gaussian sigma in frames of 40 ms (default 0 = off)")
+    p.add_argument("--fast", action="store_true",
+                   help="bf16 translator where the CPU supports it (about 2x; within a few "
+                        "pixel levels of fp32)")
+    p.add_argument("--reuse-tolerance", type=float, default=None, metavar="T",
+                   help="with --fast: reuse the previous frame while no condition moved more than T")
+    p.add_argument("--expressiveness", type=float, default=1.0,
+                   help="widen the predicted movement around its mean (default 1 = as predicted)")
+    p.add_argument("--space", choices=["au17", "emotion8", "landmarks68"], default=None,
+                   help="conditioning space when no model is given: packaged estimator (and for "
+                        "landmarks68 the landmark translator) for it (default au17)")
+    p.add_argument("--no-dynamics", action="store_true",
+                   help="do not apply the estimator's recorded dynamics gain")
+    p.add_argument("--no-lipsync", action="store_true",
+                   help="au17/emotion8: no landmark-driven mouth motion on top of the "
+                        "expression (default: on with the packaged models)")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="expression strength relative to neutral (default 1; 0 = neutral)")
+    p.add_argument("--emotion", default=None,
+                   help="add an emotion's FACS prototype (happiness, sadness, surprise, anger, "
+                        "disgust, fear, contempt); the jaw keeps the speech")
+    p.add_argument("--intensity", type=float, default=1.0,
+                   help="strength of --emotion (default 1 = FACS level C)")
+    p.add_argument("--hold-expression", nargs="?", const="default", default=None,
+                   metavar="MODEL",
+                   help="hold one expression for the utterance, predicted by an utterance-level "
+                        "au17 model (default: the packaged lstm_mfcc model)")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="show the input photo left of the animation")
+    p.add_argument("--face-index", type=int, default=None,
+                   help="which face to animate, 0 = leftmost (default: the largest)")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="frames per translator call; also how many rendered faces are held in "
+                        "memory (default 16)")
+    from ..cli.main import add_common_options
+
+    add_common_options(p, max_seconds=MAX_SECONDS)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the native log lines of MediaPipe / TFLite (hidden by default)")
+    p.set_defaults(func=_run_animate)
+
+
+def _fast_options(args: argparse.Namespace) -> Any:
+    if not args.fast:
+        if args.reuse_tolerance is not None:
+            raise ValueError("--reuse-tolerance needs --fast")
+        return None
+    from .fastpath import FastOptions
+
+    return FastOptions.fastest(skip_tolerance=args.reuse_tolerance or 0.0)
+
+
+def _run_animate(args: argparse.Namespace) -> int:
+    from ..cli.main import check_device, check_duration
+    from ..core._io import check_output
+    from ..core.threads import limit_threads
+    from .face import quiet_native_logs
+
+    # everything the user typed is checked before any work
+    out = check_output(args.output, inputs=[args.speech, args.image, args.model,
+                                            args.translator],
+                       suffixes=VIDEO_FORMATS + _IMAGE_FORMATS, what="output")
+    device = check_device(args.device)
+    if args.face_index is not None and args.face_index < 0:
+        raise SpeechfaceError(f"--face-index {args.face_index}: faces are counted from 0 (the "
+                              "leftmost); leave it out for the largest face")
+    if args.batch_size < 1:
+        raise SpeechfaceError(f"--batch-size {args.batch_size}: must be at least 1")
+    check_duration(args.speech, args.max_seconds)
+    quiet_native_logs(not args.verbose)
+    estimator = translator = None
+    if args.translator is not None:
+        from .translators import Translator
+
+        translator = Translator.from_pretrained(args.translator).to(device)
+    if args.model is not None:
+        from ..speech.model import SpeechEstimator
+
+        estimator = SpeechEstimator.from_pretrained(args.model).to(device)
+    threads = limit_threads(args.threads) if args.threads else contextlib.nullcontext()
+    with threads:
+        anim = _animate_and_save(args, estimator, translator, out, device)
+    w, h = anim.size
+    face = "" if (anim.n_faces or 0) <= 1 else (
+        f", face {anim.face_index} of {anim.n_faces} (0-{anim.n_faces - 1} left to right"
+        f"{'; the largest' if args.face_index is None else ''})")
+
+    def kind(which: str) -> str:
+        return "" if anim.info.get(f"{which}_pretrained") else " [RANDOM WEIGHTS]"
+
+    print(f"wrote {args.output}: {len(anim)} frames {w}x{h} at {anim.fps:g} fps "
+          f"({anim.duration:.2f} s){face}; estimator {anim.info.get('estimator')}"
+          f"{kind('estimator')}, translator {anim.info.get('translator')}{kind('translator')}",
+          file=sys.stderr)
+    return 0
+
+
+def _animate_and_save(args: argparse.Namespace, estimator: Any, translator: Any, out: Any,
+                      device: str) -> Animation:
+    anim = animate(args.speech, args.image, estimator, translator, smoothing=args.smoothing,
+                   strength=args.strength, expressiveness=args.expressiveness,
+                   dynamics=not args.no_dynamics, space=args.space, fast=_fast_options(args),
+                   lipsync=False if args.no_lipsync else None,
+                   side_by_side=args.side_by_side,
+                   face_index=args.face_index, batch_size=args.batch_size,
+                   progress=not args.quiet, emotion=args.emotion, intensity=args.intensity,
+                   hold_expression=(True if args.hold_expression == "default"
+                                    else args.hold_expression),
+                   device=device)
+    anim.save(out)
+    return anim
