@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from speechface.audio import load_audio
     from speechface.avatars.live import JsonLinesSink, OscSink, UdpJsonSink, run_live
-    from speechface.speech.model import SpeechEstimator, _class_for
+    from speechface.speech import SpeechEstimator, estimator_class
 
     est = (SpeechEstimator.from_pretrained(args.model) if args.model
-           else _class_for(args.space).create(args.arch, space=args.space))
+           else estimator_class(args.space).create(args.arch, space=args.space))
     wave = speechlike(30.0) if args.synthetic else load_audio(args.audio, target_rate=16000).numpy()
     total = int(args.minutes * 60 * 16000)
     block = 640
