@@ -4,7 +4,8 @@ In: prepared data (shards, face folders, FER+, RAVDESS; see :mod:`speechface.dat
 config. Out: a trained model folder (``best/`` or ``final/``), checkpoints, ``log.csv``,
 ``metrics.json``.
 
-- :mod:`.engine`: train state, checkpoints and resume, stop rules, logs, ranks;
+- :mod:`.engine`: the run: train state, checkpoints and resume, stop rules, logs, ranks (built
+  from :mod:`.ranks`, :mod:`.checkpoints`, :mod:`.logs`);
 - :mod:`.config`: config checks and the ``speechface train NAME`` commands;
 - recipes: :mod:`.estimator`, :mod:`.emotion`, :mod:`.expression`, :mod:`.ganimation`,
   :mod:`.warp`, each keeping its config, set-up, loop body, validation and samples.

@@ -9,7 +9,10 @@ validation and its samples. Everything else is here, in one place:
   stopping and the config, checkpointed one way and resumed with an announcement; the stop
   rules (epochs with patience, ``max_steps``, ``max_minutes``); gradient averaging over
   ``torchrun`` processes (rank 0 writes); the final save and ``metrics.json``.
-- :class:`MetricWindow`: running means and throughput for ``log.csv`` and the tqdm bar.
+- the pieces it is built from, re-exported here: :mod:`~speechface.training.ranks` (seeds,
+  RNG states, ``torchrun`` ranks, autocast), :mod:`~speechface.training.checkpoints`
+  (checkpoint folders, early stopping), :mod:`~speechface.training.logs` (:class:`MetricWindow`:
+  running means and throughput for ``log.csv`` and the tqdm bar; :class:`CSVLogger`).
 - from :mod:`speechface.training.config` (re-exported here): :class:`TrainConfig`, config
   dataclasses checked against their field types and bounds when they are built, before
   anything is allocated; :func:`train_command`, which turns a config dataclass and a function
@@ -32,14 +35,11 @@ falling back to the one before when the newest is damaged.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import os
-import random
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,9 @@ import torch.distributed as dist
 from torch import nn
 
 from ..core._hparams import json_plain
-from ..core._io import atomic_path, atomic_write, write_json
+from ..core._io import write_json
 from ..core.errors import DataError
+from .checkpoints import CheckpointManager, EarlyStopping
 from .config import (
     TrainConfig,
     check_device,
@@ -59,211 +60,20 @@ from .config import (
     load_config_file,
     train_command,
 )
+from .logs import CSVLogger, MetricWindow
+from .ranks import (
+    DistInfo,
+    autocast,
+    init_distributed,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 __all__ = ["Run", "TrainState", "MetricWindow", "CheckpointManager", "CSVLogger",
            "EarlyStopping", "DistInfo", "init_distributed", "seed_everything", "rng_state",
            "set_rng_state", "autocast", "eval_mode", "TrainConfig", "config_from_dict",
            "load_config_file", "train_command", "finite_json"]
-
-
-# ------------------------------------------------------------------------------------ RNG, ranks
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict[str, Any]:
-    """All RNG states as tensors/lists (loadable with ``weights_only=True``); CUDA: the current
-    device's."""
-    py = random.getstate()
-    n = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": [py[0], list(py[1]), py[2]],
-            "numpy": [n[0], torch.from_numpy(n[1].astype(np.int64)), int(n[2]), int(n[3]),
-                      float(n[4])],
-            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None}
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
-    torch.set_rng_state(state["torch"])
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
-
-
-@dataclasses.dataclass
-class DistInfo:
-    """Where this process sits in a ``torchrun`` job (rank 0 of 1 when not distributed)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0 (the process that writes)."""
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        """More than one process."""
-        return self.world_size > 1
-
-
-def init_distributed(backend: str | None = None) -> DistInfo:
-    """Join the process group when started by ``torchrun`` (``WORLD_SIZE`` > 1; gloo on CPU)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return DistInfo()
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend or ("nccl" if torch.cuda.is_available() else "gloo"))
-    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(),
-                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    """bfloat16 autocast on CPU or CUDA when ``enabled`` (mixed precision), else a no-op."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-# ------------------------------------------------------------------------------------ pieces
-class CheckpointManager:
-    """Numbered checkpoint folders with a ``latest`` pointer; keeps the newest ``keep``."""
-
-    def __init__(self, root: str | os.PathLike[str], keep: int = 2) -> None:
-        self.root = Path(root)
-        self.keep = keep
-
-    def save(self, step: int, write: Callable[[Path], Any], state: dict[str, Any]) -> Path:
-        """``write(folder)`` writes the weights, then the trainer state; renamed when complete.
-
-        The pointer is updated last, so a kill at any moment leaves the older checkpoints usable.
-        """
-        self.root.mkdir(parents=True, exist_ok=True)
-        name = f"step-{step:09d}"
-        final, tmp = self.root / name, self.root / f".{name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        write(tmp)
-        torch.save(state, tmp / "trainer_state.pt")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        with atomic_write(self.root / "latest") as f:
-            f.write(name + "\n")
-        for old in self.candidates()[self.keep:]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
-
-    def candidates(self) -> list[Path]:
-        """Complete checkpoint folders, newest first."""
-        if not self.root.is_dir():
-            return []
-        return sorted((p for p in self.root.glob("step-*") if (p / "trainer_state.pt").is_file()),
-                      reverse=True)
-
-    def latest(self) -> Path | None:
-        """The newest complete checkpoint folder, or None."""
-        found = self.candidates()
-        return found[0] if found else None
-
-    @staticmethod
-    def load_state(folder: Path) -> dict[str, Any]:
-        """The trainer state of a checkpoint (``weights_only=True``: no arbitrary unpickling)."""
-        return torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=True)
-
-
-class CSVLogger:
-    """Append rows to ``path`` (header written once); does nothing when not ``enabled``."""
-
-    def __init__(self, path: str | os.PathLike[str], fields: list[str], enabled: bool = True) -> None:
-        self.path, self.fields, self.enabled = Path(path), fields, enabled
-
-    def log(self, **row: Any) -> None:
-        """Append one row (floats with 6 significant digits)."""
-        if not self.enabled:
-            return
-        new = not self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-    def truncate_after(self, step: int) -> None:
-        """Drop rows logged after ``step`` (used when resuming from an earlier checkpoint)."""
-        if not self.enabled or not self.path.exists():
-            return
-        with self.path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r.get("step", 0) or 0) <= step]
-        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-
-
-class EarlyStopping:
-    """Stop when the score (lower = better) has not improved for ``patience`` checks (0 = off)."""
-
-    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
-        self.patience, self.min_delta = patience, min_delta
-        self.best, self.bad = float("inf"), 0
-
-    def update(self, score: float) -> bool:
-        """Record ``score``; return True if it is the best so far."""
-        if score < self.best - self.min_delta:
-            self.best, self.bad = score, 0
-            return True
-        self.bad += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        """``patience`` checks in a row without improvement."""
-        return self.patience > 0 and self.bad >= self.patience
-
-    def state_dict(self) -> dict[str, Any]:
-        """Best score and checks since, for the checkpoint."""
-        return {"best": self.best, "bad": self.bad}
-
-    def load_state_dict(self, s: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        self.best, self.bad = float(s["best"]), int(s["bad"])
-
-
-class MetricWindow:
-    """Running means of named values and the throughput since the window opened.
-
-    Example:
-        >>> w = MetricWindow(); w.add(32, loss=1.0); w.add(32, loss=3.0)
-        >>> w.means()["loss"], w.items
-        (2.0, 64)
-    """
-
-    def __init__(self) -> None:
-        self.values: dict[str, list[float]] = {}
-        self.items = 0
-        self.start = time.perf_counter()
-
-    def add(self, items: int = 0, **values: float) -> None:
-        """Count ``items`` (frames, images) and record one value per name."""
-        self.items += items
-        for k, v in values.items():
-            self.values.setdefault(k, []).append(float(v))
-
-    def means(self) -> dict[str, float]:
-        """Mean of each recorded name."""
-        return {k: float(np.mean(v)) for k, v in self.values.items()}
-
-    def rate(self) -> float:
-        """Items per second since the window opened."""
-        return self.items / max(time.perf_counter() - self.start, 1e-9)
 
 
 @dataclasses.dataclass
