@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -240,3 +241,38 @@ def test_default_live_model_is_the_packaged_streamable_one():
     assert [r["frame"] for r in lines] == list(range(5))
     err = proc.stderr.decode()
     assert "cnn.blendshapes52-logmel [pretrained]" in err and "model latency 360 ms" in err
+
+
+def _portaudio_reason() -> str | None:
+    """Why the microphone cannot be exercised here (None: sounddevice and PortAudio load)."""
+    try:
+        import sounddevice  # noqa: F401
+    except (ImportError, OSError) as e:
+        return f"needs sounddevice and PortAudio (pip install sounddevice; apt libportaudio2): {e}"
+    return None
+
+
+@pytest.mark.skipif(_portaudio_reason() is not None, reason=str(_portaudio_reason()))
+def test_microphone_through_portaudio_equals_stdin(tmp_path):
+    """The microphone source end to end through PortAudio and ALSA: ALSA's ``file`` plugin plays
+    2 s of speech as the capture device; the streamed frames equal those of the same samples
+    piped to stdin (the clock is not real time there, so no latency is checked)."""
+    wave = load_audio(SPEECH).numpy()[: 2 * 16000].astype("<f4")
+    raw = tmp_path / "mic.f32"
+    wave.tofile(raw)
+    (tmp_path / ".asoundrc").write_text(
+        'pcm.!default {\n  type file\n  slave.pcm "null"\n  file "/dev/null"\n'
+        f'  infile "{raw}"\n  format "raw"\n}}\n')
+    env = {**os.environ, "HOME": str(tmp_path)}
+    mic = subprocess.run([sys.executable, "-m", "speechface.cli", "stream", "mic", "--seconds",
+                          "2"], capture_output=True, cwd=REPO, timeout=120,
+                         env=env)
+    assert mic.returncode == 0, mic.stderr.decode()
+    ref = stream_cli("-", "--pcm", "f32le", stdin=wave.tobytes())
+    assert ref.returncode == 0, ref.stderr.decode()
+    got = [json.loads(x)["values"] for x in mic.stdout.decode().splitlines()]
+    want = [json.loads(x)["values"] for x in ref.stdout.decode().splitlines()]
+    assert len(got) == len(want) == 50
+    for g, w in zip(got, want):
+        assert g.keys() == w.keys()
+        np.testing.assert_allclose(list(g.values()), list(w.values()), atol=1e-4)
