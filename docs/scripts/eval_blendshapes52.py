@@ -26,6 +26,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,18 @@ SPEECH_MOUTH = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthLow
                 "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight", "mouthRollLower",
                 "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthPressLeft",
                 "mouthPressRight", "mouthStretchLeft", "mouthStretchRight")
+
+#: the speech mouth blendshapes that vary during speech: median over the *training* speakers of
+#: their median per-clip std >= 0.01 (1% of the 0-1 range). Left out (they barely move in the
+#: teacher while people talk): mouthClose (0.004), mouthFunnel (0.006), mouthShrugUpper
+#: (0.0095), mouthStretchLeft (0.008), mouthStretchRight (0.009).
+SPEECH_ACTIVE = ("jawOpen", "mouthPucker", "mouthLowerDownLeft", "mouthLowerDownRight",
+                 "mouthUpperUpLeft", "mouthUpperUpRight", "mouthRollLower", "mouthRollUpper",
+                 "mouthShrugLower", "mouthPressLeft", "mouthPressRight")
+
+#: the sets of blendshapes whose mean per-clip r is reported (with a 95% CI over clips)
+MOUTH_SETS = {"jawOpen": ("jawOpen",), "mouth16": SPEECH_MOUTH,
+              "mouth15 (16 without jawOpen)": SPEECH_MOUTH[1:], "active11": SPEECH_ACTIVE}
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -60,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from speechface.spaces.blendshapes import ARKIT52_NAMES, BLENDSHAPE_GROUPS
     from speechface.data.clips import load_training_clips, split_groups
     from speechface.evaluation import predict_clip
-    from speechface.evaluation.metrics import evaluate_sequences
+    from speechface.evaluation.metrics import bootstrap_mean_ci, evaluate_sequences
 
     cfg = yaml.safe_load(Path(args.config).read_text())
     models = {}
@@ -115,6 +128,25 @@ def main(argv: list[str] | None = None) -> int:
                 "pred_std": float(p_all[:, j].std()), "teacher_std": float(t_all[:, j].std()),
                 "mae": float(np.abs(p_all[:, j] - t_all[:, j]).mean())}
 
+    # mean per-clip r of each set of mouth blendshapes: per blendshape the mean over the clips where
+    # the teacher varies (as above), then the mean over the set; the 95% CI is the bootstrap over
+    # clips of each clip's mean r over the set's blendshapes that vary in it
+    sets: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in models:
+        sets[row] = {}
+        for sname, names in MOUTH_SETS.items():
+            idx = [ARKIT52_NAMES.index(n) for n in names]
+            per_clip = []
+            for p, t, m in zip(preds[row], targets, masks):
+                rs = [pearson(p[m, j], t[m, j]) for j in idx if m.sum() > 2 and t[m, j].std() > 1e-3]
+                rs = [r for r in rs if not math.isnan(r)]
+                if rs:
+                    per_clip.append(float(np.mean(rs)))
+            sets[row][sname] = {
+                "mean_r": float(np.nanmean([per_bs[row][n]["clip_r"] for n in names])),
+                "clip_mean": float(np.mean(per_clip)), "ci": bootstrap_mean_ci(per_clip),
+                "n_clips": len(per_clip)}
+
     lines = [f"Held-out speakers: {len(val)} clips, {int(sum(m.sum() for m in masks))} frames "
              f"({', '.join(sorted({c.group for c in val}))}); training: {len(train)} clips.", "",
              "| predictor | " + " | ".join(f"{g} MAE (95% CI)" for g in groups) + " |",
@@ -139,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"(pooled r {b['jawOpen']['r']:.3f}); mean per-clip r over the "
                   f"{len(mouth)} speech mouth blendshapes = {np.mean(mouth):.3f}; "
                   f"constant where the teacher varies: {', '.join(const) or 'none'}.", "",
+                  "| blendshapes | mean per-clip r | clip mean (95% CI over clips) |",
+                  "| --- | --- | --- |"]
+        for sname, v in sets[row].items():
+            lines.append(f"| {sname} | {v['mean_r']:.3f} | {v['clip_mean']:.3f} "
+                         f"({v['ci'][0]:.3f}-{v['ci'][1]:.3f}) |")
+        lines += ["",
                   "| blendshape | group | pooled r | mean per-clip r | MAE | pred std | teacher std |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for n in ARKIT52_NAMES:
@@ -152,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {row: {"jawOpen_clip_r": per_bs[row]["jawOpen"]["clip_r"],
                      "mouth_clip_r": float(np.nanmean([per_bs[row][n]["clip_r"]
                                                        for n in SPEECH_MOUTH])),
+                     "sets": sets[row],
                      "constant": [n for n, v in per_bs[row].items()
                                   if v["pred_std"] < 1e-3 and v["teacher_std"] > 1e-2]}
                for row in models}

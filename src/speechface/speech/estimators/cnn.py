@@ -31,6 +31,11 @@ class CNN(Estimator):
         dilations: one dilation per block (all 1 for the CNN; see ``dcnn``).
         proj: width of the input Linear layer.
         dropout: dropout before each convolution.
+        center: subtract each sequence's mean (over its valid frames) from the last hidden
+            layer before the output Linear, so every output's mean over an utterance is the
+            output bias and only the movement comes from the speech. For spaces with a large
+            per-person constant that speech cannot carry (``landmarks68``: the face shape); the
+            outputs then depend on the whole utterance, so the network does not stream.
 
     Shapes: ``(batch, frames, in_features) -> (batch, frames, space.dim)``.
     """
@@ -41,8 +46,9 @@ class CNN(Estimator):
                  channels: tuple[int, ...] | list[int] = (128, 64, 64, 32, 32, 16, 16, 8),
                  kernel_size: int = 3,
                  dilations: tuple[int, ...] | list[int] = (1, 1, 1, 1, 1, 1, 1, 1),
-                 proj: int = 128, dropout: float = 0.1) -> None:
+                 proj: int = 128, dropout: float = 0.1, center: bool = False) -> None:
         super().__init__(in_features, space)
+        self.center = bool(center)
         channels, dilations = list(channels), list(dilations)
         if len(channels) != len(dilations):
             raise ValueError(f"need one dilation per block: {len(channels)} channels, "
@@ -62,12 +68,15 @@ class CNN(Estimator):
         self.out = wn_linear(c_in, self.out_dim)
 
     @property
-    def lookahead(self) -> int:
+    def lookahead(self) -> int | None:
+        if self.center:  # the utterance mean: every frame depends on all of them
+            return None
         return sum(d * (self.kernel_size - 1) // 2 for d in self.dilations)
 
     @property
-    def receptive_field(self) -> int:
-        return 2 * self.lookahead + 1
+    def receptive_field(self) -> int | None:
+        la = self.lookahead
+        return None if la is None else 2 * la + 1
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         h = self.inp(x).transpose(1, 2)  # (B, C, T)
@@ -77,4 +86,9 @@ class CNN(Estimator):
             if m is not None:  # zeros past the end, exactly like the zero padding of one item
                 h = h * m
             h = nn.functional.glu(conv(drop(h)), dim=1)
+        if self.center:
+            if m is None:
+                h = h - h.mean(-1, keepdim=True)
+            else:
+                h = (h - (h * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1)) * m
         return self.out(h.transpose(1, 2))
