@@ -56,6 +56,18 @@ def test_training_learns_and_writes_a_loadable_model(tmp_path: Path) -> None:
     assert (tmp_path / "checkpoints" / "latest").read_text().strip().startswith("step-")
 
 
+def test_exclude_groups_leaves_a_test_split_out_of_training_and_validation(tmp_path: Path) -> None:
+    clips = synthetic_clips()
+    tr = EstimatorTrainer(_cfg(tmp_path, epochs=1, val_groups=["spk1"], exclude_groups=["spk3"]),
+                          clips=clips)
+    tr.train()
+    assert {c.group for c in tr.train_clips} == {"spk0", "spk2"}
+    assert {c.group for c in tr.val_clips} == {"spk1"}
+    assert AUEstimator.from_pretrained(tmp_path / "best").info["excluded_groups"] == ["spk3"]
+    with pytest.raises(Exception, match="exclude_groups not in the data: nobody"):
+        EstimatorTrainer(_cfg(tmp_path / "x", exclude_groups=["nobody"]), clips=clips).setup()
+
+
 @pytest.mark.parametrize("every", [0, 3])
 def test_interrupted_training_resumes_to_identical_weights(tmp_path: Path, every: int) -> None:
     clips = synthetic_clips()

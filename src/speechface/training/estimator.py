@@ -43,6 +43,9 @@ class EstimatorTrainConfig(TrainConfig):
         loss: ``"l1"`` (the paper's), ``"mse"``, ``"kl"`` or None for the space's default.
         val_groups: explicit validation groups (speakers/clips); else ``val_fraction`` of the
             groups, drawn with ``split_seed``. Groups never straddle the split.
+        exclude_groups: groups (speakers/clips) left out of training and validation entirely,
+            e.g. the held-out test speakers when ``val_groups`` is a development split carved
+            from the training speakers.
         crop_frames: training window length in frames (frame-level models).
         epochs / max_steps / max_minutes: stop after whichever comes first (0 = no limit).
         patience: early stopping on the validation loss (0 = off).
@@ -63,6 +66,7 @@ class EstimatorTrainConfig(TrainConfig):
     feature_args: dict[str, Any] = field(default_factory=dict)
     loss: str | None = "l1"
     val_groups: list[str] | None = None
+    exclude_groups: list[str] | None = None
     val_fraction: float = 0.2
     split_seed: int = 0
     seed: int = 0
@@ -125,6 +129,11 @@ class EstimatorTrainer:
         else:
             feature = model.config()["feature"]
             clips = load_training_clips(cfg.data, cfg.space, feature["name"], feature["args"])
+        if cfg.exclude_groups:
+            unknown = set(cfg.exclude_groups) - {c.group for c in clips}
+            if unknown:
+                raise DataError(f"exclude_groups not in the data: {', '.join(sorted(unknown))}")
+            clips = [c for c in clips if c.group not in set(cfg.exclude_groups)]
         if self._val_clips is not None:
             self.train_clips, self.val_clips = clips, self._val_clips
         else:
@@ -136,7 +145,9 @@ class EstimatorTrainer:
         model.name = cfg.name or model.name
         model.info = {**model.info, **cfg.info,
                       "train_groups": sorted({c.group for c in self.train_clips}),
-                      "val_groups": sorted({c.group for c in self.val_clips})}
+                      "val_groups": sorted({c.group for c in self.val_clips}),
+                      **({"excluded_groups": sorted(cfg.exclude_groups)} if cfg.exclude_groups
+                         else {})}
         self.model = model.to(run.device)
         self.frame_level = model.network.frame_level
         self.opt = torch.optim.Adam(model.network.parameters(), lr=cfg.lr,
