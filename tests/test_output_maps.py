@@ -121,3 +121,70 @@ def test_fit_shrink_is_the_least_squares_factor():
     assert kg[0] == kg[1] and 0.4 < kg[0] < 0.6
     with pytest.raises(DataError, match="groups"):
         fit_shrink(pred, target, ref, groups=np.array([0, 1]))
+
+
+def test_half_weights_stores_float16_and_loads_into_float32(tmp_path):
+    from safetensors.torch import load_file
+
+    from speechface.hub import half_weights
+
+    bs = _bs_model()
+    bs.save_pretrained(tmp_path / "m")
+    n = half_weights(tmp_path / "m")
+    state = load_file(str(tmp_path / "m" / "model.safetensors"))
+    big = [k for k, v in state.items() if v.numel() >= 1024]
+    assert n == len(big) > 0 and all(state[k].dtype == torch.float16 for k in big)
+    assert state["feature_mean"].dtype == torch.float32  # small tensors stay float32
+    back = SpeechEstimator.from_pretrained(tmp_path / "m")
+    assert all(p.dtype == torch.float32 for p in back.parameters())
+    feats = torch.randn(40, 80)
+    a, b = back.predict_features(feats).values, bs.predict_features(feats).values
+    assert np.abs(a - b).max() < 1e-2 * max(1e-3, np.abs(b).max())
+
+
+def test_merged_cnns_output_the_members_mean_and_stream_and_compose(tmp_path):
+    from speechface.output_maps import merge_cnns
+
+    members = [_bs_model(seed) for seed in range(3)]
+    for m in members[1:]:
+        m.set_normalization(members[0].feature_mean, members[0].feature_std)
+    merged = merge_cnns(members, name="test.x3")
+    assert merged.network.members == 3 and merged.info["members"] == [m.name for m in members]
+    feats = torch.randn(45, 80)
+    with torch.no_grad():  # calibrated raw outputs (values are clamped to 0-1 after the mean)
+        want = torch.stack([m(m.normalize(feats)[None])[0] for m in members]).mean(0)
+        torch.testing.assert_close(merged(merged.normalize(feats)[None])[0], want, atol=1e-5,
+                                   rtol=1e-5)
+    # it streams like one member (same look-ahead), with the same values
+    net = merged.network
+    assert net.lookahead == members[0].network.lookahead
+    x = merged.normalize(feats)
+    ws = net.stream()
+    with torch.no_grad():
+        y = torch.cat([ws.push(x[:17]), ws.push(x[17:], final=True)])
+        torch.testing.assert_close(y, net(x[None])[0], atol=1e-5, rtol=1e-5)
+    # saved and loaded (members is a constructor argument), and composable with a map
+    merged.save_pretrained(tmp_path / "m")
+    back = SpeechEstimator.from_pretrained(tmp_path / "m")
+    np.testing.assert_allclose(back.predict_features(feats).values,
+                               merged.predict_features(feats).values, atol=1e-6)
+    b, c = _map()
+    lm = compose_linear_map(merged, b, c, "landmarks68")
+    with torch.no_grad():
+        raw = merged(merged.normalize(feats)[None])[0].double().numpy()
+    np.testing.assert_allclose(lm.predict_features(feats).values, raw @ b + c, atol=1e-5)
+
+
+def test_merge_cnns_refuses_models_that_do_not_fit():
+    from speechface.output_maps import merge_cnns
+
+    a = _bs_model(0)
+    with pytest.raises(DataError, match="at least 2"):
+        merge_cnns([a])
+    other = SpeechEstimator.create("cnn", space="blendshapes52", channels=[16, 8],
+                                   dilations=[1, 1])
+    with pytest.raises(ModelError, match="model_args"):
+        merge_cnns([a, other])
+    b = _bs_model(1)  # a different feature normalisation
+    with pytest.raises(ModelError, match="normalises its features differently"):
+        merge_cnns([a, b])

@@ -10,7 +10,9 @@ the ARKit model, with no training beyond the map:
   blendshapes -> its 136 landmark coordinates, on the training speakers' frames);
 - :func:`compose_linear_map`: the composed model (``cnn`` / ``dcnn`` networks);
 - :func:`fit_shrink`: the MSE-optimal factor for each output's deviation from a reference (the
-  mean face), to set with :meth:`~speechface.SpeechEstimator.set_calibration`.
+  mean face), to set with :meth:`~speechface.SpeechEstimator.set_calibration`;
+- :func:`merge_cnns`: several trained ``cnn`` models of one recipe (different seeds) as one
+  network that outputs their mean (a seed ensemble with one output layer, so it composes too).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 
 from ..core.errors import DataError, ModelError
 
-__all__ = ["fit_linear_map", "compose_linear_map", "fit_shrink"]
+__all__ = ["fit_linear_map", "compose_linear_map", "fit_shrink", "merge_cnns"]
 
 
 def fit_linear_map(x: np.ndarray, y: np.ndarray, ridge: float = 1.0
@@ -178,3 +180,85 @@ def compose_linear_map(model: Any, b: np.ndarray, c: np.ndarray, space: str, *,
                  info={**(model.info or {}), **(info or {})})
     out.set_normalization(model.feature_mean, model.feature_std)
     return out.to(model.device).eval()
+
+
+def merge_cnns(models: list[Any], *, name: str | None = None,
+               info: dict[str, Any] | None = None) -> Any:
+    """Several ``cnn`` speech models of one recipe as one model that outputs their mean.
+
+    The members run side by side in one network (``members=N``: their input layers stacked,
+    grouped convolutions, one output Linear holding each member's output weights divided by N),
+    so ``merged(x) == mean(member(x) for member in models)`` up to float32 rounding, it streams
+    like one member, and :func:`compose_linear_map` applies to it.
+
+    Args:
+        models: :class:`~speechface.SpeechEstimator` s with ``cnn`` networks of the same sizes,
+            space and feature extractor and the same feature normalisation (the same training
+            data); each member's output calibration is folded into its output weights.
+        name, info: the merged model's name and extra metadata.
+
+    Returns:
+        The merged estimator (eval mode).
+
+    Example:
+        >>> from speechface import SpeechEstimator
+        >>> a, b = (SpeechEstimator.create("cnn", space="blendshapes52") for _ in range(2))
+        >>> b.set_normalization(a.feature_mean, a.feature_std)
+        >>> merge_cnns([a, b]).network.members
+        2
+    """
+    from .estimators.cnn import CNN
+    from .registry import FEATURES
+    from .speech import estimator_class
+
+    if len(models) < 2:
+        raise DataError(f"merge_cnns needs at least 2 models, got {len(models)}")
+    first = models[0]
+    cfg0 = first.config()
+    for m in models:
+        if type(m.network) is not CNN or m.network.members != 1 or m.network.center:
+            raise ModelError(f"merge_cnns merges plain cnn networks, got {m.name!r} "
+                             f"({type(m.network).__name__})")
+        cfg = m.config()
+        for key in ("model_args", "space", "feature"):
+            if cfg[key] != cfg0[key]:
+                raise ModelError(f"{m.name!r} differs from {first.name!r} in {key}: {cfg[key]} "
+                                 f"vs {cfg0[key]}")
+        if not (torch.allclose(m.feature_mean, first.feature_mean, atol=1e-5)
+                and torch.allclose(m.feature_std, first.feature_std, atol=1e-5)):
+            raise ModelError(f"{m.name!r} normalises its features differently from "
+                             f"{first.name!r} (trained on other data?)")
+    k = len(models)
+    args = dict(cfg0["model_args"])
+    args.pop("space", None)
+    args["members"] = k
+    net = CNN(space=cfg0["space"], **args)
+    nets = [m.network for m in models]
+
+    def _wn(layer: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        par = layer.parametrizations.weight
+        return par.original0.detach(), par.original1.detach()
+
+    def _set(layer: Any, g: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> None:
+        par = layer.parametrizations.weight
+        par.original0.copy_(g)
+        par.original1.copy_(v)
+        layer.bias.copy_(bias)
+
+    with torch.no_grad():
+        # stacked input layers and grouped convolutions: each member's weight-norm rows unchanged
+        for get in [lambda n: n.inp] + [lambda n, i=i: n.convs[i] for i in range(len(net.convs))]:
+            gs, vs = zip(*(_wn(get(n)) for n in nets))
+            _set(get(net), torch.cat(gs), torch.cat(vs), torch.cat([get(n).bias for n in nets]))
+        # the output: sum over members of (s_i * (W_i h_i + b_i) + beta_i) / k
+        ws = [m.out_scale[:, None] * n.out.weight / k for m, n in zip(models, nets)]
+        w = torch.cat(ws, dim=1)
+        bias = sum((m.out_scale * n.out.bias + m.out_bias) / k for m, n in zip(models, nets))
+        _set(net.out, w.norm(dim=1, keepdim=True), w, bias)
+    feat = cfg0["feature"]
+    fx = FEATURES.create(feat["name"], **feat.get("args", {}))
+    out = estimator_class(cfg0["space"])(
+        net, fx, name=name or f"{first.name}-x{k}", pretrained=all(m.pretrained for m in models),
+        info={**(first.info or {}), **(info or {}), "members": [m.name for m in models]})
+    out.set_normalization(first.feature_mean, first.feature_std)
+    return out.to(first.device).eval()

@@ -36,6 +36,10 @@ class CNN(Estimator):
             output bias and only the movement comes from the speech. For spaces with a large
             per-person constant that speech cannot carry (``landmarks68``: the face shape); the
             outputs then depend on the whole utterance, so the network does not stream.
+        members: run this many independent networks of these sizes side by side (grouped
+            convolutions) and average their outputs (the output Linear sums them): a seed
+            ensemble as one network, built from trained members by
+            :func:`speechface.output_maps.merge_cnns`.
 
     Shapes: ``(batch, frames, in_features) -> (batch, frames, space.dim)``.
     """
@@ -46,9 +50,13 @@ class CNN(Estimator):
                  channels: tuple[int, ...] | list[int] = (128, 64, 64, 32, 32, 16, 16, 8),
                  kernel_size: int = 3,
                  dilations: tuple[int, ...] | list[int] = (1, 1, 1, 1, 1, 1, 1, 1),
-                 proj: int = 128, dropout: float = 0.1, center: bool = False) -> None:
+                 proj: int = 128, dropout: float = 0.1, center: bool = False,
+                 members: int = 1) -> None:
         super().__init__(in_features, space)
         self.center = bool(center)
+        if not isinstance(members, int) or members < 1:
+            raise ValueError(f"members must be a positive int, got {members!r}")
+        self.members = members
         channels, dilations = list(channels), list(dilations)
         if len(channels) != len(dilations):
             raise ValueError(f"need one dilation per block: {len(channels)} channels, "
@@ -57,15 +65,16 @@ class CNN(Estimator):
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.kernel_size = kernel_size
         self.dilations = dilations
-        self.inp = wn_linear(in_features, proj)
+        k = members
+        self.inp = wn_linear(in_features, k * proj)
         self.drops = nn.ModuleList()
         self.convs = nn.ModuleList()
         c_in = proj
         for c, d in zip(channels, dilations):
             self.drops.append(nn.Dropout(dropout))
-            self.convs.append(wn_conv1d(c_in, 2 * c, kernel_size, dilation=d))
+            self.convs.append(wn_conv1d(k * c_in, k * 2 * c, kernel_size, dilation=d, groups=k))
             c_in = c
-        self.out = wn_linear(c_in, self.out_dim)
+        self.out = wn_linear(k * c_in, self.out_dim)
 
     @property
     def lookahead(self) -> int | None:
@@ -85,7 +94,12 @@ class CNN(Estimator):
         for drop, conv in zip(self.drops, self.convs):
             if m is not None:  # zeros past the end, exactly like the zero padding of one item
                 h = h * m
-            h = nn.functional.glu(conv(drop(h)), dim=1)
+            if self.members == 1:
+                h = nn.functional.glu(conv(drop(h)), dim=1)
+            else:  # each member's GLU gates its own half: (B, members, 2C, T) -> (B, members*C, T)
+                z = conv(drop(h))
+                z = nn.functional.glu(z.view(z.shape[0], self.members, -1, z.shape[-1]), dim=2)
+                h = z.reshape(z.shape[0], -1, z.shape[-1])
         if self.center:
             if m is None:
                 h = h - h.mean(-1, keepdim=True)
