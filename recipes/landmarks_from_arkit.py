@@ -10,7 +10,9 @@ coordinate's movement is shrunk by the MSE-optimal factor (one for the mouth poi
 rest: :func:`speechface.output_maps.fit_shrink`), fitted on a development split of the training
 speakers: the ``--dev-model`` (the same recipe trained without the ``val_groups`` of
 ``--dev-config``) predicts those speakers' clips through a map fitted without them.
-The held-out speakers (``val_groups`` of ``--config``) are never used.
+The held-out speakers (``val_groups`` of ``--config``) are never used. As for the other
+landmark model, ``info["dynamics_gain"]`` (fitted on the training clips) lets
+:func:`speechface.animate` widen the shrunk movement again; the metrics use the raw outputs.
 
     python recipes/landmarks_from_arkit.py runs/blendshapes52/cnn_whisper_final/best \\
         --dev-model runs/blendshapes52/cnn_whisper_final_dev/best \\
@@ -107,6 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     lm_model.set_calibration(torch.from_numpy(k).float(),
                              torch.from_numpy((1 - k) * mean_face).float())
     lm_model.pretrained = True
+    # animate() widens the (shrunk) movement back to the teacher's range on the training clips
+    # (global-variance compensation, as the other landmark model); metrics use raw outputs
+    from speechface.calibration import fit_dynamics_gain
+    from speechface.data.clips import load_training_clips
+
+    clips = [c for c in load_training_clips(args.data, "landmarks68", "logmel", keep_audio=True)
+             if c.group not in held]
+    fit = fit_dynamics_gain(lm_model, clips)
+    lm_model.info = {**lm_model.info, "dynamics_gain": fit["gain"], "dynamics_gain_fit": {
+        "n_clips": fit["n_clips"], "on": "training clips (train_groups)",
+        "method": "speechface.calibration.fit_dynamics_gain (low=1, high=8)"}}
     out = Path(args.output)
     lm_model.save_pretrained(out)
     if args.fp16:
