@@ -2,12 +2,12 @@
 
 The teacher (MediaPipe) gives both the 52 blendshapes and the 68 landmarks of every frame, so a
 linear map ``landmarks ~ blendshapes @ B + c`` is fitted on the *training* speakers' frames
-(ridge least squares, :func:`speechface.output_maps.fit_linear_map`) and folded into the ARKit
-model's output layer (:func:`speechface.output_maps.compose_linear_map`): one ``cnn`` with the
+(ridge least squares, :func:`speechface.speech.output_maps.fit_linear_map`) and folded into the ARKit
+model's output layer (:func:`speechface.speech.output_maps.compose_linear_map`): one ``cnn`` with the
 ARKit model's mouth. Speech cannot tell a face's shape, so the network is centred over each
 utterance (``center=True``: every coordinate averages to the training mean face) and each
 coordinate's movement is shrunk by the MSE-optimal factor (one for the mouth points, one for the
-rest: :func:`speechface.output_maps.fit_shrink`), fitted on a development split of the training
+rest: :func:`speechface.speech.output_maps.fit_shrink`), fitted on a development split of the training
 speakers: the ``--dev-model`` (the same recipe trained without the ``val_groups`` of
 ``--dev-config``) predicts those speakers' clips through a map fitted without them.
 The held-out speakers (``val_groups`` of ``--config``) are never used. As for the other
@@ -32,10 +32,10 @@ import torch
 import yaml
 
 from speechface import SpeechEstimator
-from speechface.blendshapes import mediapipe_to_arkit52
+from speechface.core.hub import half_weights
 from speechface.data.shards import list_clips, read_clip
-from speechface.hub import half_weights
-from speechface.output_maps import compose_linear_map, fit_linear_map, fit_shrink
+from speechface.spaces.blendshapes import mediapipe_to_arkit52
+from speechface.speech.output_maps import compose_linear_map, fit_linear_map, fit_shrink
 
 #: one shrink factor for the 20 mouth points (iBUG 48-67, x and y), one for the other 48 points
 MOUTH_GROUPS = np.array([1 if 48 <= i % 68 else 0 for i in range(136)])
@@ -111,15 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     lm_model.pretrained = True
     # animate() widens the (shrunk) movement back to the teacher's range on the training clips
     # (global-variance compensation, as the other landmark model); metrics use raw outputs
-    from speechface.calibration import fit_dynamics_gain
     from speechface.data.clips import load_training_clips
+    from speechface.evaluation.calibration import fit_dynamics_gain
 
     clips = [c for c in load_training_clips(args.data, "landmarks68", "logmel", keep_audio=True)
              if c.group not in held]
     fit = fit_dynamics_gain(lm_model, clips)
     lm_model.info = {**lm_model.info, "dynamics_gain": fit["gain"], "dynamics_gain_fit": {
         "n_clips": fit["n_clips"], "on": "training clips (train_groups)",
-        "method": "speechface.calibration.fit_dynamics_gain (low=1, high=8)"}}
+        "method": "speechface.evaluation.calibration.fit_dynamics_gain (low=1, high=8)"}}
     out = Path(args.output)
     lm_model.save_pretrained(out)
     if args.fp16:

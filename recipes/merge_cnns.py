@@ -4,8 +4,8 @@
         --fp16 runs/blendshapes52/cnn_whisper_wide/best runs/blendshapes52/cnn_whisper_s1/best \\
         runs/blendshapes52/cnn_whisper_s2/best runs/blendshapes52/cnn_whisper_s3/best
 
-See :func:`speechface.output_maps.merge_cnns`; ``--fp16`` stores the weight matrices as float16
-(:func:`speechface.hub.half_weights`).
+See :func:`speechface.speech.output_maps.merge_cnns`; ``--fp16`` stores the weight matrices as float16
+(:func:`speechface.core.hub.half_weights`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from speechface import SpeechEstimator
-from speechface.hub import half_weights
-from speechface.output_maps import merge_cnns
+from speechface.core.hub import half_weights
+from speechface.speech.output_maps import merge_cnns
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from speechface import SpeechEstimator
-from speechface.errors import DataError, ModelError
+from speechface.core.errors import DataError, ModelError
 from speechface.speech.output_maps import compose_linear_map, fit_linear_map, fit_shrink
 
 
@@ -126,7 +126,7 @@ def test_fit_shrink_is_the_least_squares_factor():
 def test_half_weights_stores_float16_and_loads_into_float32(tmp_path):
     from safetensors.torch import load_file
 
-    from speechface.hub import half_weights
+    from speechface.core.hub import half_weights
 
     bs = _bs_model()
     bs.save_pretrained(tmp_path / "m")
@@ -143,7 +143,7 @@ def test_half_weights_stores_float16_and_loads_into_float32(tmp_path):
 
 
 def test_merged_cnns_output_the_members_mean_and_stream_and_compose(tmp_path):
-    from speechface.output_maps import merge_cnns
+    from speechface.speech.output_maps import merge_cnns
 
     members = [_bs_model(seed) for seed in range(3)]
     for m in members[1:]:
@@ -176,7 +176,7 @@ def test_merged_cnns_output_the_members_mean_and_stream_and_compose(tmp_path):
 
 
 def test_merge_cnns_refuses_models_that_do_not_fit():
-    from speechface.output_maps import merge_cnns
+    from speechface.speech.output_maps import merge_cnns
 
     a = _bs_model(0)
     with pytest.raises(DataError, match="at least 2"):

@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     from speechface import SpeechEstimator
-    from speechface.spaces.blendshapes import ARKIT52_NAMES, BLENDSHAPE_GROUPS
     from speechface.data.clips import load_training_clips, split_groups
     from speechface.evaluation import predict_clip
     from speechface.evaluation.metrics import bootstrap_mean_ci, evaluate_sequences
+    from speechface.spaces.blendshapes import ARKIT52_NAMES, BLENDSHAPE_GROUPS
 
     cfg = yaml.safe_load(Path(args.config).read_text())
     models = {}

@@ -207,9 +207,9 @@ def merge_cnns(models: list[Any], *, name: str | None = None,
         >>> merge_cnns([a, b]).network.members
         2
     """
+    from ..core.registry import FEATURES
     from .estimators.cnn import CNN
-    from .registry import FEATURES
-    from .speech import estimator_class
+    from .model import estimator_class
 
     if len(models) < 2:
         raise DataError(f"merge_cnns needs at least 2 models, got {len(models)}")
