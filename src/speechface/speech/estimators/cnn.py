@@ -39,7 +39,7 @@ class CNN(Estimator):
         members: run this many independent networks of these sizes side by side (grouped
             convolutions) and average their outputs (the output Linear sums them): a seed
             ensemble as one network, built from trained members by
-            :func:`speechface.output_maps.merge_cnns`.
+            :func:`speechface.speech.output_maps.merge_cnns`.
 
     Shapes: ``(batch, frames, in_features) -> (batch, frames, space.dim)``.
     """
