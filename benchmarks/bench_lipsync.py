@@ -66,7 +66,7 @@ class Replay:
         self.name = f"teacher-track.{space}"
         self.info: dict = {}
 
-    def predict(self, wave: np.ndarray, rate: int):  # noqa: ANN201 - mirrors SpeechEstimator
+    def predict(self, wave: np.ndarray, rate: int, **_: object):  # noqa: ANN201 - mirrors SpeechEstimator
         from speechface.core.results import Prediction
 
         return Prediction(values=self.values, labels=self.space.labels,
@@ -117,7 +117,8 @@ def face_box(photo: np.ndarray) -> tuple[int, int, int, int]:
     return (int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2))
 
 
-def run_one(video: Path, photo_path: str, drive: str, seconds: float, translator, lipsync):
+def run_one(video: Path, photo_path: str, drive: str, seconds: float, translator, lipsync,
+            mouth_sync=True, real_mouth=False):
     """One (clip, photo, drive): ``{"r", "std_ratio", ...}``."""
     from speechface import animate
     from speechface.render.face import load_image
@@ -163,22 +164,27 @@ def run_one(video: Path, photo_path: str, drive: str, seconds: float, translator
 
         A._default_models = patched
         try:
-            anim = animate(wave, photo, main, **kwargs)
+            anim = animate(wave, photo, main, mouth_sync=real_mouth, **kwargs)
         finally:
             A._default_models = orig
     else:
-        anim = animate(wave, photo, **kwargs)
+        anim = animate(wave, photo, mouth_sync=mouth_sync, **kwargs)
     gen_jaw, gen_bs = generated_jaw(anim, face_box(photo))
     m = min(len(gen_jaw), len(real_jaw))
     g, r = gen_jaw[:m], real_jaw[:m]
     ok = np.isfinite(g)
     corr = float(np.corrcoef(g[ok], r[ok])[0, 1]) if ok.sum() > 3 and g[ok].std() > 0 else 0.0
+    lags = {}    # r with the generated track shifted by k frames (k > 0: generated later)
+    for k in range(-3, 4):
+        gg, rr, oo = (g[k:], r[:m - k], ok[k:]) if k >= 0 else (g[:m + k], r[-k:], ok[:m + k])
+        lags[k] = float(np.corrcoef(gg[oo], rr[oo])[0, 1]) if oo.sum() > 3 and gg[oo].std() > 0 \
+            else 0.0
     return {"clip": video.name, "photo": Path(photo_path).name, "drive": drive,
-            "frames": int(m), "found": float(ok.mean()), "r": corr,
+            "frames": int(m), "found": float(ok.mean()), "r": corr, "r_lag": lags,
             "gen_std": float(np.nanstd(g)), "real_std": float(r.std()),
             "std_ratio": float(np.nanstd(g) / max(r.std(), 1e-6)),
             "translator": anim.info.get("translator"), "lipsync": anim.info.get("lipsync"),
-            "estimator": anim.info.get("estimator")}
+            "estimator": anim.info.get("estimator"), "mouth_sync": anim.info.get("mouth_sync")}
 
 
 def bootstrap_ci(x: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -190,8 +196,10 @@ def bootstrap_ci(x: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, fl
 def summarise(rows: list[dict]) -> None:
     for drive in sorted({r["drive"] for r in rows}):
         sub = [r for r in rows if r["drive"] == drive]
+        ms = sub[0].get("mouth_sync") or {}
         print(f"\n== drive={drive}  translator={sub[0]['translator']}  lipsync={sub[0]['lipsync']}"
-              f"  estimator={sub[0]['estimator']}")
+              f"  estimator={sub[0]['estimator']}  mouth_sync driver={ms.get('driver')} "
+              f"spread={ms.get('spread')} photo={'photo_response' in ms}")
         for photo in sorted({r["photo"] for r in sub}):
             s = [r for r in sub if r["photo"] == photo]
             rs = np.array([r["r"] for r in s])
@@ -205,6 +213,9 @@ def summarise(rows: list[dict]) -> None:
         clip_means = np.array([np.mean(v) for v in per_clip.values()])
         lo, hi = bootstrap_ci(clip_means)
         ratios = np.array([r["std_ratio"] for r in sub])
+        if all("r_lag" in r for r in sub):
+            print("  mean r with the generated track k frames later: " + "  ".join(
+                f"{k:+d}: {np.mean([r['r_lag'][k] for r in sub]):+.3f}" for k in range(-3, 4)))
         print(f"  ALL mean r {np.mean([r['r'] for r in sub]):+.3f} [95% CI over clips {lo:+.3f}, "
               f"{hi:+.3f}]  std ratio median {np.median(ratios):.2f} (IQR "
               f"{np.percentile(ratios, 25):.2f}-{np.percentile(ratios, 75):.2f}), "
@@ -220,6 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lipsync", action="store_true",
                    help="lipsync=True (the packaged landmark lip-sync stage, as the previous "
                         "default pipeline: --translator ganimation.lfw64-mediapipe --lipsync)")
+    p.add_argument("--mouth-off", default="",
+                   help="speech drive: mouth-sync steps to turn off, comma-separated from "
+                        "driver, co, spread, photo, or 'all' (animate's mouth_sync=False); the "
+                        "real drive always runs without it (the renderer alone)")
+    p.add_argument("--mouth-smoothing", type=float, default=None,
+                   help="speech drive: MouthSync.smoothing (sigma in frames; default: "
+                        "MouthSync's)")
+    p.add_argument("--real-photo", action="store_true",
+                   help="real drive: with the mouth sync's photo step (the renderer's jaw "
+                        "response inverted), not the renderer alone")
     p.add_argument("--seconds", type=float, default=4.0, help="speech per clip (default 4 s)")
     p.add_argument("--clips", type=int, default=0, help="at most this many clips (0 = all)")
     p.add_argument("--photos", nargs="*", default=None)
@@ -230,6 +251,15 @@ def main(argv: list[str] | None = None) -> int:
         from speechface.render.translators import Translator
 
         translator = Translator.from_pretrained(args.translator)
+    from speechface.render.mouth_sync import MouthSync
+
+    off = {w for w in args.mouth_off.split(",") if w}
+    if off - {"driver", "co", "spread", "photo", "all"}:
+        p.error(f"--mouth-off: unknown steps {sorted(off)}")
+    mouth = False if "all" in off else MouthSync(
+        driver="driver" not in off, co_driver=False if "co" in off else None,
+        spread="spread" not in off, photo="photo" not in off,
+        **({} if args.mouth_smoothing is None else {"smoothing": args.mouth_smoothing}))
     photos = args.photos or sorted(glob.glob(str(SHARED / "data" / "faces" / "*.jpg"))) + \
         [str(REPO / "examples" / "data" / "astronaut.jpg")]
     clips = heldout_clips()
@@ -243,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         for clip in clips:
             for photo in photos:
                 row = run_one(clip, photo, drive, args.seconds, translator,
-                              False if args.no_lipsync else (True if args.lipsync else None))
+                              False if args.no_lipsync else (True if args.lipsync else None),
+                              mouth, MouthSync(driver=False, spread=False, photo=True)
+                              if args.real_photo else False)
                 rows.append(row)
                 print(f"{drive:6s} {row['clip'][:34]:34s} {row['photo']:14s} r {row['r']:+.3f} "
                       f"std {row['gen_std']:.3f}/{row['real_std']:.3f}  "

@@ -201,7 +201,7 @@ def _burn(stop) -> None:  # a busy neighbour: one core of matrix products
         a /= np.abs(a).max()
 
 
-def speed(tr, threads: int, busy: bool) -> None:
+def speed(tr, threads: int, busy: bool, mouth_sync: bool = True) -> None:
     import torch
 
     from speechface import animate
@@ -213,7 +213,8 @@ def speed(tr, threads: int, busy: bool) -> None:
 
     def once() -> tuple[float, float, int]:
         t0, c0 = time.perf_counter(), time.process_time()
-        anim = animate(wave, photo, translator=tr, sample_rate=16000, progress=False)
+        anim = animate(wave, photo, translator=tr, sample_rate=16000, progress=False,
+                       mouth_sync=mouth_sync)
         n = 0
         for _ in anim.iter_frames():
             n += 1
@@ -222,7 +223,7 @@ def speed(tr, threads: int, busy: bool) -> None:
     once()  # warm up (model loading, MediaPipe graph)
     modes = [("quiet", False)] + ([("busy neighbour", True)] if busy else [])
     print(f"\n== speed: animate end to end, 512x512 photo, {len(wave) / 16000:.1f} s speech, "
-          f"{threads} torch threads")
+          f"{threads} torch threads, mouth sync {'on' if mouth_sync else 'off'}")
     for label, with_busy in modes:
         stop = mp.Event()
         proc = None
@@ -246,6 +247,8 @@ def speed(tr, threads: int, busy: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--translator", default=None)
+    p.add_argument("--no-mouth-sync", action="store_true",
+                   help="speed: animate(mouth_sync=False) (default: on, as animate)")
     p.add_argument("--sections", nargs="+", default=["expression", "quality", "speed"],
                    choices=["expression", "quality", "speed"])
     p.add_argument("--threads", type=int, default=2)
@@ -259,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     if "quality" in args.sections:
         quality(tr)
     if "speed" in args.sections:
-        speed(tr, args.threads, args.busy)
+        speed(tr, args.threads, args.busy, not args.no_mouth_sync)
     return 0
 
 

@@ -11,7 +11,8 @@ In: a photo and a condition track (from :mod:`speechface.speech` through
   normalisation, AU <-> blendshape scores), :mod:`~speechface.render.tracks` (teacher tracks of
   clips), :mod:`~speechface.render.fit` (``python -m speechface.render.fit``);
 - :mod:`~speechface.render.video`: the video reader and writer;
-- :mod:`~speechface.render.animate`: the stages wired together (``speechface.animate``).
+- :mod:`~speechface.render.animate`: the stages wired together (``speechface.animate``);
+  :mod:`~speechface.render.mouth_sync`: the mouth track of the default animation.
 """
 
 from .mesh import ANCHORS, au17_to_blendshapes, mesh_topology, similarity

@@ -579,14 +579,34 @@ def _own_landmarks(face: np.ndarray) -> np.ndarray:
     return landmarks68_from_478(obs.landmarks, (0.0, 0.0, 1.0, 1.0))
 
 
-def _frame_values(estimator: Any, wave: np.ndarray, dynamics: bool
-                  ) -> tuple[Any, np.ndarray, np.ndarray | None]:
-    """``(prediction, per-frame values, gain)``: utterance-level outputs held for every frame,
-    the estimator's recorded dynamics gain applied when ``dynamics``."""
+def _frame_values(estimator: Any, wave: np.ndarray, dynamics: bool, co: Any = None
+                  ) -> tuple[Any, np.ndarray, np.ndarray | None, Any]:
+    """``(prediction, per-frame values, gain, co-prediction)``: utterance-level outputs held
+    for every frame, the estimator's recorded dynamics gain applied when ``dynamics``; the
+    prediction of a co-driver ``co`` (a second estimator, else None), from the same features
+    when both models use the same extractor (computed once)."""
     # over a minute: in blocks (speechface.speech.longform; same values up to float32 rounding), so
     # a long speech does not hold every layer's activations at once
     long = len(wave) > _BLOCK_SECONDS * AUDIO_RATE
-    pred = estimator.predict(wave, AUDIO_RATE, chunk_seconds=_BLOCK_SECONDS if long else None)
+    chunk = _BLOCK_SECONDS if long else None
+    co_pred = None
+    if co is not None and co.extra_config()["feature"] == estimator.extra_config()["feature"]:
+        import torch
+
+        from ..speech import longform
+
+        with estimator.eval_mode():
+            if long:
+                feats = torch.cat(list(longform.feature_blocks(estimator.features, wave,
+                                                               AUDIO_RATE, chunk)))
+            else:
+                feats = estimator.features(estimator.load(wave, AUDIO_RATE).to(
+                    estimator.device)).T
+        pred, co_pred = estimator.predict_features(feats), co.predict_features(feats)
+    else:
+        pred = estimator.predict(wave, AUDIO_RATE, chunk_seconds=chunk)
+        if co is not None:
+            co_pred = co.predict(wave, AUDIO_RATE, chunk_seconds=chunk)
     values = np.asarray(pred.values, dtype=np.float32)
     n = max(1, int(len(wave) * float(pred.fps) // AUDIO_RATE))
     if not pred.frame_level or len(values) == 1:  # utterance-level: hold it for every frame
@@ -594,7 +614,7 @@ def _frame_values(estimator: Any, wave: np.ndarray, dynamics: bool
     gain = dynamics_gain(estimator) if dynamics else None
     if gain is not None and len(values) > 1:
         values = expand_dynamics(values, pred.space, gain)
-    return pred, values, gain
+    return pred, values, gain, co_pred
 
 
 def _fit_length(values: np.ndarray, n: int) -> np.ndarray:
@@ -708,6 +728,66 @@ def hold_utterance_expression(cond: np.ndarray, wave: np.ndarray, model: Any = T
     return out
 
 
+def _mouth_options(mouth_sync: Any) -> Any:
+    """``animate``'s ``mouth_sync`` argument -> a MouthSync, or None when off."""
+    from .mouth_sync import MouthSync
+
+    if mouth_sync is False:
+        return None
+    if mouth_sync is None or mouth_sync is True:
+        return MouthSync()
+    if isinstance(mouth_sync, MouthSync):
+        return mouth_sync
+    raise ValueError(f"mouth_sync must be True, False or a MouthSync, got {mouth_sync!r}")
+
+
+def _co_driver(mouth: Any, user_estimator: Any, device: Any) -> Any:
+    """The blendshapes52 estimator whose jawOpen joins the mouth track (or None)."""
+    if mouth is None or not mouth.driver or mouth.co_driver is False:
+        return None
+    co = mouth.co_driver
+    if co is None:
+        if user_estimator is not None:
+            return None      # a caller's own speech model drives the mouth alone
+        from ..pretrained import DEFAULT_MODELS
+
+        co = DEFAULT_MODELS.get("blendshapes52")
+        if co is None:
+            return None
+    if not hasattr(co, "predict"):
+        from ..speech.model import BlendshapeEstimator
+
+        co = BlendshapeEstimator.from_pretrained(co)
+    if co.space.name != "blendshapes52":
+        raise ModelError(f"the mouth co-driver must predict blendshapes52, "
+                         f"{getattr(co, 'name', '?')} predicts {co.space.name}")
+    return co.to(device) if device is not None else co
+
+
+def _sync_mouth(values: np.ndarray, co_pred: Any, mouth: Any, model: str
+                ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Steps 1-2 of the mouth sync on au17 values: one driver track, real mouths' spread."""
+    from ..spaces.space import ARKIT52_NAMES
+    from .mouth_sync import mouth_track, normalize_mouth
+
+    jaw = None
+    if co_pred is not None and mouth.driver:
+        jaw = _fit_length(np.asarray(co_pred.values, np.float32),
+                          len(values))[:, ARKIT52_NAMES.index("jawOpen")]
+    track = mouth_track(values, jaw) if mouth.driver else None
+    if mouth.smoothing > 0:
+        base = values[:, 15] if track is None else track
+        track = smooth_conditions(np.asarray(base, np.float32)[:, None], mouth.smoothing)[:, 0]
+    out = normalize_mouth(values, track) if mouth.spread else values
+    if track is not None and not mouth.spread:   # the driver alone keeps the model's level
+        out = normalize_mouth(values, track, target={
+            k: (float(np.median(values[:, i])), float(values[:, i].std()))
+            for k, i in (("AU25", 14), ("AU26", 15))}, max_gain=1.0)
+    info = {"driver": [model] + ([co_pred.model] if jaw is not None else []) if mouth.driver
+            else None, "spread": bool(mouth.spread)}
+    return out, info
+
+
 def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = None, *,
             sample_rate: int | None = None, space: str | None = None, smoothing: float = 0.0,
             strength: float = 1.0, expressiveness: float = 1.0, dynamics: bool = True,
@@ -715,7 +795,8 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             face_index: int | None = None, margin: float | None = None,
             feather: float = DEFAULT_FEATHER, batch_size: int = 16, fast: Any = None,
             progress: bool = True, emotion: Any = None, intensity: Any = 1.0,
-            hold_expression: Any = None, device: Any = None) -> Animation:
+            hold_expression: Any = None, mouth_sync: Any = True,
+            device: Any = None) -> Animation:
     """Animate the face in a photo with speech.
 
     Args:
@@ -781,6 +862,15 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             ``DEFAULT_MODELS["utterance_au17"]``; a model, name or folder = that one; None/False
             = off. The expression is added to every frame except the jaw/lips-part channels,
             which keep the speech.
+        mouth_sync: make the jaw / lips-part track (``AU25``, ``AU26``) of an au17 animation
+            move like a real mouth (:mod:`speechface.render.mouth_sync`): True (default) = one mouth
+            track from the speech model's ``AU25`` / ``AU26`` and, when ``estimator`` is not
+            given, the packaged ARKit model's ``jawOpen`` on the same features; moved to the
+            median and spread real mouths have in the training speakers' clips; then through
+            the inverse of the translator's jaw response on this photo (read back by
+            MediaPipe). A :class:`~speechface.render.mouth_sync.MouthSync` chooses the steps; False =
+            off (the model's own ``AU25`` / ``AU26``). No effect on emotion8 or landmark
+            animations. ``smoothing``, ``expressiveness`` and ``strength`` apply after it.
         device: torch device the models run on (default: where they are; the packaged
             defaults load on the CPU).
 
@@ -825,16 +915,23 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
 
     if space is not None and space not in ("au17", "emotion8", "landmarks68"):
         raise ValueError(f"space must be au17, emotion8 or landmarks68, got {space!r}")
-    user_translator = translator
+    user_translator, user_estimator = translator, estimator
     translator, estimator = _default_models(space, translator, estimator)
     if device is not None:
         translator, estimator = translator.to(device), estimator.to(device)
 
-    pred, values, gain = _frame_values(estimator, wave, dynamics)
+    mouth = _mouth_options(mouth_sync)
+    if mouth is not None and (translator.space.name != "au17" or estimator.space.name != "au17"):
+        mouth = None        # the mouth sync works on au17 conditions from an au17 model
+    co = _co_driver(mouth, user_estimator, device)
+    pred, values, gain, co_pred = _frame_values(estimator, wave, dynamics, co)
     fps = float(pred.fps)
     landmark_path = translator.space.name == "landmarks68"
     if landmark_path and pred.space != "landmarks68":
         raise ModelError(f"the landmark translator needs a landmarks68 estimator, got {pred.space}")
+    mouth_info: dict[str, Any] | None = None
+    if mouth is not None:   # the mouth: one driver track, real mouths' spread (mouth_sync.py)
+        values, mouth_info = _sync_mouth(values, co_pred, mouth, pred.model)
     if not landmark_path:
         cond = _convert_space(values, pred.space, translator.space)
         cond = smooth_conditions(cond, float(smoothing))
@@ -865,6 +962,12 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
     if landmark_path:  # the speech's motion on the photo's own points, scaled by ``strength``
         cond = _landmark_targets(values, _own_landmarks(crop.image), smoothing, expressiveness,
                                  strength)
+    if mouth is not None and mouth.photo:   # the renderer's jaw response on this photo, inverted
+        from .mouth_sync import apply_jaw_transfer, jaw_transfer
+
+        levels, read = jaw_transfer(translator, crop.image)
+        cond = apply_jaw_transfer(cond, levels, read)
+        mouth_info = {**(mouth_info or {}), "photo_response": [round(float(v), 3) for v in read]}
     lips = None
     auto = lipsync is None
     if auto:   # the default pipeline gets the packaged lip-sync stage
@@ -885,7 +988,7 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         if not _check_lip_framing(lip_tr, margin, shift, quiet=auto and margin_given):
             lipsync = False
     if lipsync is not False:
-        _, lip_values, _ = _frame_values(lip_est, wave, dynamics)
+        _, lip_values, _, _ = _frame_values(lip_est, wave, dynamics)
         lip_values = _fit_length(lip_values, len(cond))
         lips = (lip_tr, _landmark_targets(lip_values, _own_landmarks(crop.image), smoothing,
                                           expressiveness, strength))
@@ -930,7 +1033,7 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             "strength": float(strength), "expressiveness": float(expressiveness),
             "emotion": emotion if emotion is None or isinstance(emotion, str) else "custom",
             "intensity": float(intensity) if np.ndim(intensity) == 0 else "curve",
-            "margin": float(margin), "feather": float(feather)}
+            "margin": float(margin), "feather": float(feather), "mouth_sync": mouth_info}
     return Animation(source, fps=fps, audio=wave, sample_rate=AUDIO_RATE, conditions=pred,
                      driving=cond, face=box, face_index=index, n_faces=len(faces), info=info)
 
@@ -973,6 +1076,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--no-lipsync", action="store_true",
                    help="au17/emotion8: no landmark-driven mouth motion on top of the "
                         "expression (default: on with the packaged models)")
+    p.add_argument("--no-mouth-sync", action="store_true",
+                   help="au17: drive the mouth with the speech model's own AU25/AU26 (default: "
+                        "one track from the AU and ARKit models, given real mouths' spread and "
+                        "the photo's jaw response; see speechface.render.mouth_sync)")
     p.add_argument("--strength", type=float, default=1.0,
                    help="expression strength relative to neutral (default 1; 0 = neutral)")
     p.add_argument("--emotion", default=None,
@@ -1061,6 +1168,7 @@ def _animate_and_save(args: argparse.Namespace, estimator: Any, translator: Any,
                    strength=args.strength, expressiveness=args.expressiveness,
                    dynamics=not args.no_dynamics, space=args.space, fast=_fast_options(args),
                    lipsync=False if args.no_lipsync else None,
+                   mouth_sync=not args.no_mouth_sync,
                    side_by_side=args.side_by_side,
                    face_index=args.face_index, batch_size=args.batch_size,
                    progress=not args.quiet, emotion=args.emotion, intensity=args.intensity,

@@ -1,0 +1,302 @@
+"""Mouth sync: the jaw / lips-part track of an ``au17`` animation, made to move like a real mouth.
+
+Speech models predict the mouth of an unseen voice with the right timing but too little
+movement (regression to the mean), and a renderer does not give back every condition as the
+same mouth opening on every photo (a closed or an open photo mouth, a small face). The default
+:func:`speechface.animate` pipeline therefore replaces the predicted ``AU25`` / ``AU26`` by one
+mouth track built in three steps (each can be turned off, :class:`MouthSync`):
+
+1. **Driver** (:func:`mouth_track`): the per-utterance z-scores of the speech model's ``AU25``
+   and ``AU26`` and, when there is a co-driver, the ARKit model's ``jawOpen`` (the packaged
+   ``cnn.blendshapes52-whisper``, run on the same Whisper features), averaged, then smoothed
+   over time (a centred Gaussian of 1.5 frames). On the 11 held-out clips this track follows
+   the real jawOpen at a mean per-clip r of 0.56 against 0.51 for ``AU26`` alone
+   (``docs/model-quality.md``).
+2. **Spread** (:func:`normalize_mouth`): the track is moved around its utterance median so that
+   ``AU26`` has the median and within-utterance standard deviation real mouths have on the AU
+   proxy scale, :data:`MOUTH_TARGET` (the median over the 23 *training* speakers of the
+   teacher's per-clip median and standard deviation; ``AU25`` likewise with its own pair),
+   values below 0 (a closed mouth) clipped. The spread is at most :data:`MAX_GAIN` times the
+   speech model's own ``AU26`` movement, so a track that hardly moves (silence, noise) is not
+   blown up to full speech.
+3. **Photo** (:func:`jaw_transfer`, :func:`apply_jaw_transfer`): the translator renders the
+   photo's face at a ladder of mouth conditions, MediaPipe reads ``jawOpen`` back, and the
+   conditions go through the inverse of that (monotone) curve, so that the rendered mouth reads
+   back the ``AU26`` asked for (the AU proxy scale is MediaPipe's: ``AU26 = 5 jawOpen``). This
+   removes dead zones (an open photo mouth that only starts to move at ``AU26`` 0.75, a closed
+   one below 0.3) and a small face's low gain.
+
+Example:
+    >>> au = np.zeros((50, 17), np.float32)
+    >>> au[:, 15] = 0.3 + 0.1 * np.sin(np.arange(50) / 3); au[:, 14] = au[:, 15]
+    >>> out = normalize_mouth(au, mouth_track(au))
+    >>> round(float(np.median(out[:, 15])), 3) == MOUTH_TARGET["AU26"][0]
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MouthSync", "MOUTH_TARGET", "MAX_GAIN", "TRANSFER_LEVELS", "mouth_track",
+           "normalize_mouth", "jaw_transfer", "apply_jaw_transfer", "fit_mouth_target"]
+
+_AU25, _AU26 = 14, 15   # positions in the au17 order
+#: ``(median, standard deviation)`` within an utterance of the teacher's ``AU25`` and ``AU26``
+#: (AU proxy, 0-5) on the training speakers' talking-face clips: per clip (>= 1 s of found
+#: face), then the median over each speaker's clips, then the median over the 23 training
+#: speakers (524 clips of ``prepared/av_mediapipe``, the speech models' ``val_groups`` left
+#: out). Recompute with :func:`fit_mouth_target`.
+MOUTH_TARGET: dict[str, tuple[float, float]] = {"AU25": (0.162, 0.404), "AU26": (0.195, 0.347)}
+#: The spread step widens the speech model's own ``AU26`` movement at most this many times.
+MAX_GAIN = 4.0
+#: ``AU26`` levels the photo step renders to measure the renderer's jaw response.
+TRANSFER_LEVELS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
+
+
+@dataclass
+class MouthSync:
+    """Which steps of the mouth sync :func:`speechface.animate` runs (all on by default).
+
+    Args:
+        driver: average the speech model's ``AU25`` / ``AU26`` z-scores (and a co-driver's
+            ``jawOpen``) into one mouth track (False: the model's own ``AU26`` track).
+        co_driver: a ``blendshapes52`` estimator, a model name or folder, None = the packaged
+            ``DEFAULT_MODELS["blendshapes52"]`` when ``animate`` uses its own default speech
+            model, False = none.
+        spread: give the track the real mouths' median and spread (:func:`normalize_mouth`).
+        photo: invert the translator's jaw response on the photo (:func:`jaw_transfer`).
+        smoothing: centred Gaussian smoothing of the mouth track, sigma in frames (0 = off;
+            :func:`speechface.render.animate.smooth_conditions`), before the spread step; 1.5 frames
+            (60 ms) removes frame-to-frame jitter and keeps syllable-rate motion.
+
+    Example:
+        >>> MouthSync(photo=False).spread
+        True
+    """
+
+    driver: bool = True
+    co_driver: Any = None
+    spread: bool = True
+    photo: bool = True
+    smoothing: float = 1.5
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    s = x.std()
+    return (x - x.mean()) / s if s > 1e-8 else np.zeros_like(x)
+
+
+def mouth_track(au: np.ndarray, jaw: np.ndarray | None = None) -> np.ndarray:
+    """One mouth-opening track: the mean of the per-utterance z-scores of ``AU25``, ``AU26``
+    and (if given) a co-driver's ``jawOpen``.
+
+    Args:
+        au: ``(frames, 17)`` AU proxy intensities of one utterance.
+        jaw: ``(frames,)`` a second model's jaw opening (any scale), or None.
+
+    Returns:
+        ``(frames,)`` float64 with mean 0 (unit standard deviation for correlated inputs; 0
+        throughout when nothing moves).
+
+    Example:
+        >>> au = np.zeros((4, 17)); au[:, 14] = au[:, 15] = [0, 1, 2, 1]
+        >>> mouth_track(au).round(2).tolist()
+        [-1.41, 0.0, 1.41, 0.0]
+    """
+    a = np.asarray(au, np.float64)
+    if a.ndim != 2 or a.shape[1] != 17:
+        raise ValueError(f"mouth_track needs (frames, 17) AUs, got {a.shape}")
+    parts = [_z(a[:, _AU25]), _z(a[:, _AU26])]
+    if jaw is not None:
+        j = np.asarray(jaw, np.float64).reshape(-1)
+        if len(j) != len(a):
+            raise ValueError(f"co-driver jaw track has {len(j)} frames, the AUs {len(a)}")
+        parts.append(_z(j))
+    return np.mean(parts, axis=0)
+
+
+def normalize_mouth(au: np.ndarray, track: np.ndarray | None = None, *,
+                    target: dict[str, tuple[float, float]] | None = None,
+                    max_gain: float = MAX_GAIN) -> np.ndarray:
+    """Replace ``AU25`` / ``AU26`` by ``track`` moved to real mouths' median and spread.
+
+    With ``u`` the track centred at its median and scaled to unit standard deviation, ``s``
+    the standard deviation of the input ``AU26`` over the utterance and ``(m, d)`` the target's
+    ``AU26`` median and spread, the output is ``AU26 = clip(m + c u, 0, 5)`` with ``c`` chosen
+    so that its standard deviation is ``min(d, max_gain * s)`` (the values clipped at 0, a
+    closed mouth, count; ``c`` at most 4 times that spread); ``AU25`` the same with its own
+    target pair and the same share of its spread. A speech track that moves normally therefore
+    gets exactly the median ``m`` and the spread ``d``; one that hardly moves at most
+    ``max_gain`` times its own spread.
+
+    Args:
+        au: ``(frames, 17)`` AU proxy intensities (one utterance).
+        track: ``(frames,)`` the mouth track (:func:`mouth_track`); None = ``AU26`` itself.
+        target: ``{"AU25": (median, std), "AU26": (median, std)}`` (default
+            :data:`MOUTH_TARGET`).
+        max_gain: the largest widening of the input's own ``AU26`` movement (> 0).
+
+    Returns:
+        ``(frames, 17)`` float32; the other 15 AUs unchanged.
+
+    Example:
+        >>> au = np.zeros((100, 17), np.float32); au[:, 15] = np.linspace(0.2, 0.4, 100)
+        >>> out = normalize_mouth(au)
+        >>> round(float(np.median(out[:, 15])), 3), round(float(out[:, 15].std()), 3)
+        (0.195, 0.233)
+    """
+    a = np.array(au, dtype=np.float32, copy=True)
+    if a.ndim != 2 or a.shape[1] != 17:
+        raise ValueError(f"normalize_mouth needs (frames, 17) AUs, got {a.shape}")
+    if not (np.isfinite(max_gain) and max_gain > 0):
+        raise ValueError(f"max_gain must be a finite number > 0, got {max_gain!r}")
+    tgt = dict(MOUTH_TARGET if target is None else target)
+    t = np.asarray(a[:, _AU26] if track is None else track, np.float64).reshape(-1)
+    if len(t) != len(a):
+        raise ValueError(f"mouth track has {len(t)} frames, the AUs {len(a)}")
+    if len(a) < 2 or t.std() < 1e-8:
+        return a
+    u = (t - np.median(t)) / t.std()
+    own = float(a[:, _AU26].std())
+    _, d26 = tgt["AU26"]
+    k = min(1.0, max_gain * own / d26) if d26 > 0 else 0.0   # share of the target spread
+    for col, name in ((_AU25, "AU25"), (_AU26, "AU26")):
+        med, spread = tgt[name]
+        a[:, col] = _spread_to(u, med, k * spread)
+    return a
+
+
+def _spread_to(u: np.ndarray, median: float, std: float) -> np.ndarray:
+    """``clip(median + c u, 0, 5)`` with ``c`` chosen (bisection) so that its standard
+    deviation is ``std``: the values clipped at a closed mouth do not take spread away."""
+    def out(c: float) -> np.ndarray:
+        return np.clip(median + c * u, 0.0, 5.0)
+
+    if std <= 0:
+        return out(0.0)
+    lo, hi = 0.0, 4.0 * std        # at most 4x the unclipped scale
+    if out(hi).std() <= std:
+        return out(hi)
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if out(mid).std() < std else (lo, mid)
+    return out(0.5 * (lo + hi))
+
+
+def jaw_transfer(translator: Any, face: np.ndarray,
+                 levels: tuple[float, ...] = TRANSFER_LEVELS) -> tuple[np.ndarray, np.ndarray]:
+    """The translator's jaw response on one face crop: ``(levels, read)``.
+
+    Renders ``face`` with ``AU25 = AU26 = level`` (other AUs 0) for each level and reads
+    ``AU26 = 5 jawOpen`` back with MediaPipe (image mode). A level where MediaPipe finds no
+    face reads as the previous level's value.
+
+    Args:
+        translator: an ``au17`` :class:`~speechface.translators.Translator`.
+        face: ``(S, S, 3)`` uint8 face crop as the translator receives it.
+        levels: increasing ``AU26`` levels (0-5).
+
+    Returns:
+        ``(L,)`` levels and ``(L,)`` the AU26 read back, float64.
+    """
+    from ..teachers.mediapipe import BLENDSHAPE_NAMES, MediaPipeTeacher
+    from .face import native_logs_hidden
+
+    lv = np.asarray(levels, np.float64)
+    if lv.ndim != 1 or len(lv) < 2 or (np.diff(lv) <= 0).any():
+        raise ValueError(f"levels must be at least 2 increasing numbers, got {levels!r}")
+    cond = np.zeros((len(lv), 17), np.float32)
+    cond[:, _AU25] = lv
+    cond[:, _AU26] = lv
+    faces = np.asarray(translator.translate(face[None], cond))
+    jaw = BLENDSHAPE_NAMES.index("jawOpen")
+    read = []
+    with native_logs_hidden(), MediaPipeTeacher(running_mode="image") as teacher:
+        for f in faces:
+            obs = teacher.observe(np.ascontiguousarray(f))
+            read.append(5.0 * float(obs.blendshapes[jaw]) if obs.found else
+                        (read[-1] if read else 0.0))
+    return lv, np.asarray(read, np.float64)
+
+
+def apply_jaw_transfer(au: np.ndarray, levels: np.ndarray, read: np.ndarray) -> np.ndarray:
+    """Map wanted ``AU26`` values through the inverse of a jaw response curve.
+
+    ``read`` is made non-decreasing (running maximum); each frame's ``AU26`` becomes the level
+    whose response is that value (linear interpolation; where the response stays flat, the
+    lowest such level, except at the bottom: a dead zone maps onto its end, where the response
+    starts to rise; above the largest response: the level where it is first reached).
+    ``AU25`` moves by the same amount, so the lips part as much beyond the jaw as before.
+
+    Args:
+        au: ``(frames, 17)`` AU proxy intensities.
+        levels, read: a curve from :func:`jaw_transfer`.
+
+    Returns:
+        ``(frames, 17)`` float32.
+
+    Example:
+        >>> au = np.zeros((2, 17), np.float32); au[:, 15] = [0.5, 1.0]
+        >>> out = apply_jaw_transfer(au, np.array([0., 1., 2.]), np.array([0., 0.5, 1.]))
+        >>> out[:, 15].tolist()
+        [1.0, 2.0]
+    """
+    a = np.array(au, dtype=np.float32, copy=True)
+    lv = np.asarray(levels, np.float64)
+    rd = np.maximum.accumulate(np.asarray(read, np.float64))
+    if lv.shape != rd.shape or len(lv) < 2:
+        raise ValueError(f"levels and read must be equal-length curves, got {lv.shape}, "
+                         f"{rd.shape}")
+    top = int(np.argmax(rd >= rd[-1]))           # first level reaching the largest response
+    lv, rd = lv[:top + 1], rd[:top + 1]
+    if len(lv) < 2 or rd[-1] - rd[0] < 1e-6:      # the renderer does not move the jaw
+        return a
+    # strictly increasing for interp: the first level of each flat stretch, except that the
+    # first stretch (a dead zone) is represented by its end, where the response starts to rise
+    floor = int(np.argmax(rd > rd[0] + 1e-9)) - 1
+    keep = np.concatenate([[True], np.diff(rd) > 1e-9])
+    keep[1:floor + 1] = False
+    xs, ys = rd[keep], lv[keep]
+    ys[0] = lv[floor]
+    new = np.interp(a[:, _AU26].astype(np.float64), xs, ys)
+    shift = new - a[:, _AU26]
+    a[:, _AU26] = new
+    a[:, _AU25] = np.clip(a[:, _AU25] + shift, 0.0, 5.0)
+    return a
+
+
+def fit_mouth_target(clips: Any, *, min_frames: int = 25) -> dict[str, tuple[float, float]]:
+    """:data:`MOUTH_TARGET` from teacher tracks: per clip the median and standard deviation of
+    ``AU25`` / ``AU26`` over its found frames, the median over each speaker's clips, then the
+    median over speakers.
+
+    Args:
+        clips: iterable of ``(speaker, au)`` with ``au`` the ``(frames, 17)`` teacher AUs of
+            one clip's found frames (training speakers only).
+        min_frames: clips with fewer frames are skipped.
+
+    Returns:
+        ``{"AU25": (median, std), "AU26": (median, std)}`` rounded to 3 decimals.
+
+    Example:
+        >>> au = np.zeros((30, 17)); au[:, 15] = np.arange(30) % 2; au[:, 14] = au[:, 15]
+        >>> fit_mouth_target([("a", au)])["AU26"]
+        (0.5, 0.5)
+    """
+    per: dict[str, list[list[float]]] = {}
+    for speaker, au in clips:
+        a = np.asarray(au, np.float64)
+        if len(a) < min_frames:
+            continue
+        per.setdefault(str(speaker), []).append(
+            [np.median(a[:, _AU25]), a[:, _AU25].std(), np.median(a[:, _AU26]), a[:, _AU26].std()])
+    if not per:
+        raise ValueError(f"no clip with at least {min_frames} frames")
+    s = np.median(np.stack([np.median(np.array(v), 0) for v in per.values()]), 0)
+    return {"AU25": (round(float(s[0]), 3), round(float(s[1]), 3)),
+            "AU26": (round(float(s[2]), 3), round(float(s[3]), 3))}
