@@ -164,3 +164,30 @@ def test_default_animation_uses_the_mouth_sync_and_it_can_be_turned_off() -> Non
     np.testing.assert_allclose(off.driving[:, keep], no_photo.driving[:, keep], atol=1e-5)
     with pytest.raises(ValueError, match="mouth_sync"):
         animate(wave, EXAMPLES / "astronaut.jpg", mouth_sync="yes", **kw)
+
+
+def test_cli_no_mouth_sync_turns_it_off(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import sys
+
+    from speechface.cli import main
+
+    A = sys.modules["speechface.animate"]   # the module (the package exports the function)
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake(*args, **kwargs):
+        seen.append(kwargs["mouth_sync"])
+        raise Stop
+
+    monkeypatch.setattr(A, "animate", fake)
+    base = ["animate", str(EXAMPLES / "speech.wav"), str(EXAMPLES / "astronaut.jpg"), "-o",
+            str(tmp_path / "out.mp4"), "--quiet"]
+    for extra in ([], ["--no-mouth-sync"]):
+        try:
+            main(base + extra)      # the CLI reports the stop as an error
+        except Stop:
+            pass
+    assert seen == [True, False]

@@ -72,7 +72,8 @@ def speech_rows(translator=None, lipsync=None) -> list[list[Image.Image]]:
     rows = []
     for p in photos():
         photo = load_image(p)
-        kw = {} if translator is None else {"translator": translator, "lipsync": lipsync}
+        kw = {} if translator is None else {"translator": translator, "lipsync": lipsync,
+                                            "mouth_sync": False}
         anim = speechface.animate(SPEECH, photo, progress=False, **kw)
         win = face_window(anim.face, photo.shape)
         picks = [40, 62, 95, 128, 150, 183]

@@ -22,15 +22,19 @@ mouth track built in three steps (each can be turned off, :class:`MouthSync`):
 3. **Photo** (:func:`jaw_transfer`, :func:`apply_jaw_transfer`): the translator renders the
    photo's face at a ladder of mouth conditions, MediaPipe reads ``jawOpen`` back, and the
    conditions go through the inverse of that (monotone) curve, so that the rendered mouth reads
-   back the ``AU26`` asked for (the AU proxy scale is MediaPipe's: ``AU26 = 5 jawOpen``). This
-   removes dead zones (an open photo mouth that only starts to move at ``AU26`` 0.75, a closed
-   one below 0.3) and a small face's low gain.
+   back the ``AU26`` asked for (the AU proxy scale is MediaPipe's: ``AU26 = 5 jawOpen``), up
+   to the last level of :data:`TRANSFER_LEVELS` (3). This removes dead zones (an open photo
+   mouth that only starts to move at ``AU26`` 0.75, a closed one below 0.3) and a small face's
+   low gain. The same instrument (MediaPipe) measures the lip sync in
+   ``benchmarks/bench_lipsync.py``: a face whose opening it under-reads opens wider on screen
+   than the speech asks (the example astronaut).
 
 Example:
     >>> au = np.zeros((50, 17), np.float32)
     >>> au[:, 15] = 0.3 + 0.1 * np.sin(np.arange(50) / 3); au[:, 14] = au[:, 15]
     >>> out = normalize_mouth(au, mouth_track(au))
-    >>> round(float(np.median(out[:, 15])), 3) == MOUTH_TARGET["AU26"][0]
+    >>> median, spread = MOUTH_TARGET["AU26"]
+    >>> round(float(np.median(out[:, 15])), 3) == median
     True
 """
 
@@ -53,8 +57,11 @@ _AU25, _AU26 = 14, 15   # positions in the au17 order
 MOUTH_TARGET: dict[str, tuple[float, float]] = {"AU25": (0.162, 0.404), "AU26": (0.195, 0.347)}
 #: The spread step widens the speech model's own ``AU26`` movement at most this many times.
 MAX_GAIN = 4.0
-#: ``AU26`` levels the photo step renders to measure the renderer's jaw response.
-TRANSFER_LEVELS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
+#: ``AU26`` levels the photo step renders to measure the renderer's jaw response. The last one
+#: is the most the photo step ever asks of the renderer: AU26 = 3 (``jawOpen`` 0.6) is about the
+#: widest opening in the talking-face clips (99th percentile of their frames 1.85, maximum
+#: 3.3), so a face whose opening MediaPipe under-reads is not driven into a yawn.
+TRANSFER_LEVELS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0)
 
 
 @dataclass
@@ -235,7 +242,8 @@ def apply_jaw_transfer(au: np.ndarray, levels: np.ndarray, read: np.ndarray) -> 
 
     Args:
         au: ``(frames, 17)`` AU proxy intensities.
-        levels, read: a curve from :func:`jaw_transfer`.
+        levels: ``(L,)`` increasing AU26 levels of a curve from :func:`jaw_transfer`.
+        read: ``(L,)`` the AU26 read back at each level.
 
     Returns:
         ``(frames, 17)`` float32.
