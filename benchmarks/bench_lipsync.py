@@ -23,7 +23,7 @@ For each held-out clip (the speech models' validation speakers, ``val_groups`` o
 Printed: per photo and overall mean r (95 % bootstrap interval over clips), the median std
 ratio, and r with the generated track shifted by -3..+3 frames (the lag profile); the issue's
 targets are mean r >= 0.5 and a std ratio within 0.6-1.5. The speech drive runs ``animate``'s
-mouth sync (:mod:`speechface.mouth_sync`; ``--mouth-off driver,co,spread,photo|all`` and
+mouth sync (:mod:`speechface.render.mouth_sync`; ``--mouth-off driver,co,spread,photo|all`` and
 ``--mouth-smoothing`` leave steps out); the real drive runs the renderer alone (``--real-photo``:
 with the mouth sync's photo step).
 

@@ -171,7 +171,7 @@ def test_cli_no_mouth_sync_turns_it_off(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
     from speechface.cli import main
 
-    A = sys.modules["speechface.animate"]   # the module (the package exports the function)
+    A = sys.modules["speechface.render.animate"]   # the module (the package exports the function)
 
     seen = []
 
