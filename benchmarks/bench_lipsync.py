@@ -34,8 +34,9 @@ Measured on 2026-12-04 (44 animations, shared 2-core machine, load average 6-10;
   ratio **0.93** (IQR 0.64-2.00): both targets met on the point estimate;
 - ``--drive speech --mouth-off all`` (the default before the mouth sync): r 0.411
   [0.334, 0.489], std ratio 0.30 (0.17-0.52);
-- ``--drive real``: r 0.731 [0.619, 0.829], std ratio 0.73; ``--drive real --real-photo``:
-  r 0.814 [0.741, 0.867], std ratio 0.98 (0.79-1.23).
+- ``--drive real``: r 0.751 [0.652, 0.837], std ratio 0.54 (0.33-0.87) (an earlier run of the
+  day: 0.731, 0.73); ``--drive real --real-photo``: r 0.814 [0.741, 0.867], std ratio 0.98
+  (0.79-1.23).
 """
 
 from __future__ import annotations
