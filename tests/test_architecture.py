@@ -8,6 +8,8 @@ These rules are read from the source (``ast``), so a lazy import inside a functi
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import speechface
 from speechface import AUEstimator, LandmarkEstimator, SpeechEstimator
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -289,3 +292,50 @@ def test_the_tracer_sees_a_call_back_into_a_component_package() -> None:
     assert _component("speechface.speech.estimators.cnn_gru") == "speechface.speech.estimators"
     assert _component("speechface.speech.longform") == "speechface.speech.longform"
     assert _component("speechface.audio.features") == "speechface.audio.features"
+
+
+# --------------------------------------------------------------------------- references
+REPO = SRC.parent
+#: ``speechface.<module>.<name>`` in text (not a URL, not a format tag such as ``speechface.estimator/1``)
+_REFERENCE = re.compile(r"(?<![\w/.-])speechface((?:\.\w+)+)(?![\w/])")
+
+
+def _names_a_missing_module(parts: list[str]) -> bool:
+    """``speechface.<parts>`` whose first step is neither a package module nor a public name."""
+    here = PKG
+    for i, part in enumerate(parts):
+        if (here / part / "__init__.py").is_file():
+            here = here / part
+            continue
+        if (here / f"{part}.py").is_file() or i > 0:
+            return False  # a module, or a name inside a package (not checked here)
+        return not (part in speechface.__all__ or part.startswith("__"))
+    return False
+
+
+def test_references_name_modules_that_exist() -> None:
+    """Docs, docstrings, comments, configs and scripts name modules by their current paths (the
+    changelog and the packaged model configs are history and are not read)."""
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: no list of tracked files")
+    bad = []
+    for name in listed.stdout.split():
+        path = REPO / name
+        if name == "CHANGELOG.md" or name.endswith(".json") or path.suffix not in {
+                ".py", ".md", ".yml", ".yaml", ".toml", ".sh", ".txt"} or not path.is_file():
+            continue
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            bad += [f"{name}:{n}: {m.group(0)}" for m in _REFERENCE.finditer(line)
+                    if _names_a_missing_module(m.group(1).split(".")[1:])]
+    assert bad == [], "references to modules that do not exist (moved?):\n" + "\n".join(bad)
+
+
+def test_the_reference_check_sees_a_moved_module() -> None:
+    assert _names_a_missing_module(["translators", "Translator"])
+    assert _names_a_missing_module(["metrics"])
+    assert not _names_a_missing_module(["render", "translators", "Translator"])
+    assert not _names_a_missing_module(["animate"])  # the public function
+    assert not _names_a_missing_module(["audio", "load_audio"])
+    assert _REFERENCE.search("FORMAT = 'speechface.estimator/1'") is None
+    assert _REFERENCE.search("https://speechface.readthedocs.io") is None

@@ -204,7 +204,7 @@ def jaw_transfer(translator: Any, face: np.ndarray,
     face reads as the previous level's value.
 
     Args:
-        translator: an ``au17`` :class:`~speechface.translators.Translator`.
+        translator: an ``au17`` :class:`~speechface.render.translators.Translator`.
         face: ``(S, S, 3)`` uint8 face crop as the translator receives it.
         levels: increasing ``AU26`` levels (0-5).
 
