@@ -24,8 +24,8 @@ Printed: per photo and overall mean r (95 % bootstrap interval over clips), the 
 ratio, and r with the generated track shifted by -3..+3 frames (the lag profile); the issue's
 targets are mean r >= 0.5 and a std ratio within 0.6-1.5. The speech drive runs ``animate``'s
 mouth sync (:mod:`speechface.render.mouth_sync`; ``--mouth-off driver,co,spread,photo|all`` and
-``--mouth-smoothing`` leave steps out); the real drive runs the renderer alone (``--real-photo``:
-with the mouth sync's photo step).
+``--mouth-smoothing`` leave steps out, ``--co-driver`` picks another ARKit model); the real drive
+runs the renderer alone (``--real-photo``: with the mouth sync's photo step).
 
 Measured on 2026-12-04 (44 animations, shared 2-core machine, load average 6-10;
 ``docs/model-quality.md`` has the per-photo numbers and every step left out):
@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="speech drive: mouth-sync steps to turn off, comma-separated from "
                         "driver, co, spread, photo, or 'all' (animate's mouth_sync=False); the "
                         "real drive always runs without it (the renderer alone)")
+    p.add_argument("--co-driver", default=None,
+                   help="speech drive: MouthSync.co_driver (a blendshapes52 model name or "
+                        "folder; default: the packaged one)")
     p.add_argument("--mouth-smoothing", type=float, default=None,
                    help="speech drive: MouthSync.smoothing (sigma in frames; default: "
                         "MouthSync's)")
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if off - {"driver", "co", "spread", "photo", "all"}:
         p.error(f"--mouth-off: unknown steps {sorted(off)}")
     mouth = False if "all" in off else MouthSync(
-        driver="driver" not in off, co_driver=False if "co" in off else None,
+        driver="driver" not in off, co_driver=False if "co" in off else args.co_driver,
         spread="spread" not in off, photo="photo" not in off,
         **({} if args.mouth_smoothing is None else {"smoothing": args.mouth_smoothing}))
     photos = args.photos or sorted(glob.glob(str(SHARED / "data" / "faces" / "*.jpg"))) + \
