@@ -35,7 +35,12 @@ from speechface import SpeechEstimator
 from speechface.core.hub import half_weights
 from speechface.data.shards import list_clips, read_clip
 from speechface.spaces.blendshapes import mediapipe_to_arkit52
-from speechface.speech.output_maps import compose_linear_map, fit_linear_map, fit_shrink
+from speechface.speech.output_maps import (
+    compose_linear_map,
+    fit_linear_map,
+    fit_shrink,
+    merge_cnns,
+)
 
 #: one shrink factor for the 20 mouth points (iBUG 48-67, x and y), one for the other 48 points
 MOUTH_GROUPS = np.array([1 if 48 <= i % 68 else 0 for i in range(136)])
@@ -44,8 +49,9 @@ MOUTH_GROUPS = np.array([1 if 48 <= i % 68 else 0 for i in range(136)])
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="the blendshapes52 model folder (cnn) to map")
-    ap.add_argument("--dev-model", required=True, help="the same recipe trained without the "
-                    "development speakers (--dev-config val_groups)")
+    ap.add_argument("--dev-model", required=True, nargs="+", help="the same recipe trained "
+                    "without the development speakers (--dev-config val_groups); several seeds "
+                    "are merged (their mean), as the model's members")
     ap.add_argument("--config", required=True, help="config whose val_groups are held out")
     ap.add_argument("--dev-config", required=True, help="config whose val_groups are the "
                     "development speakers")
@@ -83,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     # 1. the shrink factors, on the development speakers (map and model fitted without them)
     b_dev, c_dev = fit_linear_map(frames(train, "bs"), frames(train, "lm"), args.ridge)
     mf_dev = frames(train, "lm").mean(0)
-    dev_lm = compose_linear_map(SpeechEstimator.from_pretrained(args.dev_model), b_dev, c_dev,
-                                "landmarks68", center=True, bias=mf_dev)
+    dev_models = [SpeechEstimator.from_pretrained(m) for m in args.dev_model]
+    dev_bs = dev_models[0] if len(dev_models) == 1 else merge_cnns(dev_models)
+    dev_lm = compose_linear_map(dev_bs, b_dev, c_dev, "landmarks68", center=True, bias=mf_dev)
     preds, targets = [], []
     for it in dev:
         p = dev_lm.predict(it["audio"], sample_rate=16000).values
@@ -103,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             "from_model": base.name, "map_ridge": args.ridge,
             "map_fitted_on": f"{len(everything)} training clips ({len(frames(everything, 'bs'))} frames)",
             "shrink_mouth": float(k[MOUTH_GROUPS == 1][0]), "shrink_rest": float(k[MOUTH_GROUPS == 0][0]),
-            "shrink_fitted_on": sorted(dev_groups), "val_groups": sorted(held)}
+            "shrink_fitted_on": sorted(dev_groups), "shrink_dev_models": len(dev_models),
+            "val_groups": sorted(held)}
     lm_model = compose_linear_map(base, b, c, "landmarks68", center=True, bias=mean_face,
                                   name=args.name, info=info)
     lm_model.set_calibration(torch.from_numpy(k).float(),

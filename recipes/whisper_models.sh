@@ -34,4 +34,27 @@ speechface train estimator --config configs/landmarks_cnn_gru_whisper.yaml --set
 speechface train emotion --config configs/emotion_ravdess_whisper.yaml
 speechface prepare prototypes "$SHARED/data/ravdess" -o prepared/ravdess_proto --exclude-actors 3 8 15 22
 speechface train estimator --config configs/lstm_mfcc_ravdess.yaml --set progress=false
+# ARKit-52 (issue 17): four seeds of configs/arkit_cnn_whisper.yaml merged into one model (their
+# mean; the checkpoint of each is chosen on the held-out speakers' validation loss, as in every
+# recipe here), then the landmark model built from it (issue 14): a linear map from the teacher's
+# blendshapes to its landmarks, centred per utterance and shrunk by factors fitted on a
+# development split of the training speakers (configs/arkit_cnn_whisper_dev.yaml, 3 seeds)
+for seed in 0 1 2 3; do
+  speechface train estimator --config configs/arkit_cnn_whisper.yaml --set progress=false \
+    seed=$seed out_dir="$OUT/blendshapes52/cnn_whisper_s$seed"
+done
+for seed in 0 1 2; do
+  speechface train estimator --config configs/arkit_cnn_whisper_dev.yaml --set progress=false \
+    seed=$seed out_dir="$OUT/blendshapes52/cnn_whisper_dev_s$seed"
+done
+python recipes/merge_cnns.py "$OUT/blendshapes52/cnn_whisper_x4" --name cnn.blendshapes52-whisper --fp16 \
+  "$OUT"/blendshapes52/cnn_whisper_s{0,1,2,3}/best
+python recipes/landmarks_from_arkit.py "$OUT/blendshapes52/cnn_whisper_x4" \
+  --dev-model "$OUT"/blendshapes52/cnn_whisper_dev_s{0,1,2}/best --config configs/arkit_cnn_whisper.yaml \
+  --dev-config configs/arkit_cnn_whisper_dev.yaml --data "$PREP" --fp16 \
+  --name cnn.landmarks68-arkit -o "$OUT/landmarks68_arkit"
+python docs/scripts/eval_blendshapes52.py X4="$OUT/blendshapes52/cnn_whisper_x4" --data "$PREP" \
+  --config configs/arkit_cnn_whisper.yaml -o "$OUT/eval_blendshapes52"
+python benchmarks/heldout_landmarks.py ARKIT="$OUT/landmarks68_arkit" OLD=cnn_gru.landmarks68-mediapipe \
+  --data "$PREP" --config configs/landmarks_cnn_whisper_ccc.yaml --json "$OUT/heldout_landmarks.json"
 echo "model folders under $OUT (copy them to src/speechface/pretrained/<name> to package them)"
