@@ -11,8 +11,9 @@ rest: :func:`speechface.speech.output_maps.fit_shrink`), fitted on a development
 speakers: the ``--dev-model`` (the same recipe trained without the ``val_groups`` of
 ``--dev-config``) predicts those speakers' clips through a map fitted without them.
 The held-out speakers (``val_groups`` of ``--config``) are never used. As for the other
-landmark model, ``info["dynamics_gain"]`` (fitted on the training clips) lets
-:func:`speechface.animate` widen the shrunk movement again; the metrics use the raw outputs.
+landmark model, ``info["dynamics_gain"]`` (fitted on the training clips, for the mouth points
+only) lets :func:`speechface.animate` widen the shrunk mouth movement again; the metrics use the
+raw outputs.
 
     python recipes/landmarks_from_arkit.py runs/blendshapes52/cnn_whisper_final/best \\
         --dev-model runs/blendshapes52/cnn_whisper_final_dev/best \\
@@ -125,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     clips = [c for c in load_training_clips(args.data, "landmarks68", "logmel", keep_audio=True)
              if c.group not in held]
     fit = fit_dynamics_gain(lm_model, clips)
-    lm_model.info = {**lm_model.info, "dynamics_gain": fit["gain"], "dynamics_gain_fit": {
-        "n_clips": fit["n_clips"], "on": "training clips (train_groups)",
+    # only the mouth is widened: elsewhere the (shrunk) movement does not follow the speech
+    # (head and brow motion), and widening it would only add jitter
+    gain = [g if MOUTH_GROUPS[i] else 1.0 for i, g in enumerate(fit["gain"])]
+    lm_model.info = {**lm_model.info, "dynamics_gain": gain, "dynamics_gain_fit": {
+        "n_clips": fit["n_clips"], "on": "training clips (train_groups), mouth points only "
+        "(1 elsewhere)",
         "method": "speechface.evaluation.calibration.fit_dynamics_gain (low=1, high=8)"}}
     out = Path(args.output)
     lm_model.save_pretrained(out)

@@ -33,7 +33,10 @@ DEFAULT_MODELS: dict[str, str] = {
     "stream_emotion8": "dcnn.emotion8-ravdess",
     # one AU vector per utterance (lstm_mfcc): animate(..., hold_expression=True)
     "utterance_au17": "lstm_mfcc.au17-ravdess-prototypes",
-    "landmarks68": "cnn_gru.landmarks68-mediapipe",
+    "landmarks68": "cnn.landmarks68-arkit",
+    # the landmark default is centred over each utterance (it does not stream): the live mode
+    # uses the log-mel cnn_gru
+    "stream_landmarks68": "cnn_gru.landmarks68-mediapipe",
     "expression": "vgg13.ferplus",
     "translator": "mesh_warp.au17-mediapipe",
     "translator_ganimation": "ganimation.lfw64-mediapipe",
