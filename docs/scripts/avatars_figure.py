@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     from speechface import SpeechEstimator
-    from speechface.spaces.blendshapes import ARKIT52_NAMES, mediapipe_to_arkit52
     from speechface.data.shards import read_clip
+    from speechface.spaces.blendshapes import ARKIT52_NAMES, mediapipe_to_arkit52
 
     arrays, meta = read_clip(args.data, args.clip)
     wave = arrays["audio"]

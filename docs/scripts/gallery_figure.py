@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import speechface
-from speechface.render.face import crop_face, find_face, load_image
 from speechface.pretrained import DEFAULT_MODELS
+from speechface.render.face import crop_face, find_face, load_image
 from speechface.render.translators import Translator
 
 REPO = Path(__file__).resolve().parents[2]
