@@ -33,10 +33,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from speechface.core.errors import ModelError
-from speechface.render.animate import smooth_conditions
 from speechface.render.face import load_image
 from speechface.render.fastpath import FastOptions, bf16_supported, translate
 from speechface.render.translators import Translator
+from speechface.spaces.transforms import smooth_conditions
 
 REPO = Path(__file__).resolve().parents[1]
 

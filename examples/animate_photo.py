@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     from speechface import SpeechfaceError
     from speechface.audio import load_audio
     from speechface.pretrained import DEFAULT_MODELS, list_pretrained
-    from speechface.render.animate import VIDEO_FORMATS
     from speechface.render.translators import Translator
+    from speechface.render.video import VIDEO_FORMATS
 
     if Path(args.output).suffix.lower() not in (*VIDEO_FORMATS, ".gif", ".webp"):
         p.error(f"-o {args.output}: write one of {', '.join(VIDEO_FORMATS)}, .gif, .webp")

@@ -16,9 +16,10 @@ from speechface import AUEstimator, EmotionEstimator, spaces
 from speechface.audio import load_audio, save_audio
 from speechface.cli import main
 from speechface.core.errors import ModelError, NoFaceError, SpeechfaceError
-from speechface.render.animate import Animation, animate, scale_conditions, smooth_conditions
+from speechface.render.animate import Animation, animate
 from speechface.render.face import crop_face, load_image
 from speechface.render.translators import Translator
+from speechface.spaces.transforms import scale_conditions, smooth_conditions
 from test_face import landmarker_model
 
 av = pytest.importorskip("av")
@@ -229,7 +230,7 @@ def test_cli_missing_image_is_a_one_line_error_and_writes_nothing(tmp_path: Path
 
 
 def test_expand_dynamics_widens_movement_around_the_mean() -> None:
-    from speechface.render.animate import expand_dynamics
+    from speechface.spaces.transforms import expand_dynamics
 
     v = np.array([[1.0] * 17, [2.0] * 17, [3.0] * 17], dtype=np.float32)
     out = expand_dynamics(v, "au17", 2.0)

@@ -969,10 +969,11 @@ def test_animation_frames_are_rendered_one_batch_at_a_time() -> None:
 
 def test_big_frames_are_encoded_with_low_memory_settings(tmp_path: Path) -> None:
     av = pytest.importorskip("av")
-    from speechface.render.animate import _BIG_FRAME_PIXELS, Animation
+    from speechface.render.animate import Animation
+    from speechface.render.video import BIG_FRAME_PIXELS
 
     frames = np.zeros((3, 2048, 2050, 3), np.uint8)
-    assert 2048 * 2050 > _BIG_FRAME_PIXELS
+    assert 2048 * 2050 > BIG_FRAME_PIXELS
     frames[1, 100:200] = 255
     Animation(frames, audio=_tone(0.12, 16000)).save(tmp_path / "big.mp4")
     with av.open(str(tmp_path / "big.mp4")) as c:

@@ -13,11 +13,12 @@ from conftest import EXAMPLES, need_shared
 from speechface import LandmarkEstimator, animate
 from speechface.core.errors import DataError, ModelError
 from speechface.data.face_tensors import FaceTensors
-from speechface.render.animate import dynamics_gain, expand_dynamics, retarget_landmarks
+from speechface.render.animate import dynamics_gain
 from speechface.render.face import crop_face
 from speechface.render.translators import LandmarkGenerator, Translator
 from speechface.render.translators.landmark_gan import landmark_heatmaps
 from speechface.spaces import get_space
+from speechface.spaces.transforms import expand_dynamics, retarget_landmarks
 from speechface.training.ganimation import GANimationTrainConfig, GANimationTrainer
 from test_face import landmarker_model
 

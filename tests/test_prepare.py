@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from speechface.cli.prepare import build_prepare_parser
 from speechface.core.errors import DataError
 from speechface.data.prepare import (
-    build_prepare_parser,
     clip_group,
     clip_name,
     find_videos,

@@ -1,7 +1,7 @@
 """Live mode: speech from a microphone or stdin -> one frame of values every 40 ms, printed as JSON
 lines or sent over UDP / OSC, with the measured latency of every frame.
 
-``speechface stream`` (see :func:`add_parsers`) wires three parts that can also be used alone:
+``speechface stream`` (:mod:`speechface.cli.stream`) wires three parts that can also be used alone:
 
 - **sources** yield ``(samples, arrival_time)`` chunks: :func:`microphone_chunks`
   (``sounddevice``, 40 ms blocks), :func:`stdin_chunks` (raw PCM ``s16le`` / ``f32le`` or a WAV
@@ -37,7 +37,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import queue
@@ -52,11 +51,11 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..core.errors import AudioError, SpeechfaceError
+from ..core.errors import AudioError
 
 __all__ = ["LiveFrame", "JsonLinesSink", "UdpJsonSink", "OscSink", "osc_message", "osc_bundle",
            "parse_osc", "run_live", "microphone_chunks", "stdin_chunks", "file_chunks",
-           "add_parsers"]
+           "PCM_FORMATS"]
 
 Chunk = tuple[np.ndarray, "float | None"]
 
@@ -377,7 +376,7 @@ def microphone_chunks(rate: int = 16000, block_seconds: float = 0.04, device: An
             yield chunk
 
 
-_PCM = {"s16le": ("<i2", 32768.0), "f32le": ("<f4", 1.0), "s32le": ("<i4", 2147483648.0)}
+PCM_FORMATS = {"s16le": ("<i2", 32768.0), "f32le": ("<f4", 1.0), "s32le": ("<i4", 2147483648.0)}
 
 
 def _read_exact(f: IO[bytes], n: int) -> bytes:
@@ -442,11 +441,11 @@ def stdin_chunks(stream: IO[bytes] | None = None, *, pcm: str = "s16le", rate: i
     if first[:4] == b"RIFF":
         pcm, rate, channels = _wav_header(f, first)
         first = b""
-    if pcm not in _PCM:
-        raise ValueError(f"unknown PCM format {pcm!r}; choose from {', '.join(_PCM)}")
+    if pcm not in PCM_FORMATS:
+        raise ValueError(f"unknown PCM format {pcm!r}; choose from {', '.join(PCM_FORMATS)}")
     if channels < 1 or rate <= 0:
         raise ValueError(f"bad raw audio settings: rate {rate}, channels {channels}")
-    dtype, scale = _PCM[pcm]
+    dtype, scale = PCM_FORMATS[pcm]
     frame_bytes = np.dtype(dtype).itemsize * channels
     block = max(1, int(round(rate * block_seconds))) * frame_bytes
 
@@ -490,113 +489,3 @@ def file_chunks(path: str | Path, *, block_seconds: float = 0.04, realtime: bool
                 yield x, time.perf_counter()
 
     return gen(), 16000
-
-
-# --------------------------------------------------------------------------- CLI
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``speechface stream`` to the CLI's sub-parsers.
-
-    Example:
-        >>> parser = argparse.ArgumentParser(); add_parsers(parser.add_subparsers())
-    """
-    p = sub.add_parser(
-        "stream", help="live: microphone or stdin -> one frame of values every 40 ms (JSON lines, "
-                       "UDP or OSC), with the measured latency",
-        description="Run a speech model live. Input: the microphone (default), '-' for stdin "
-                    "(raw PCM, or WAV detected by its header) or a sound file. Output: JSON lines "
-                    "on stdout, or --udp / --osc to a port. A summary with the latency goes to "
-                    "stderr at the end.")
-    p.add_argument("input", nargs="?", default="mic",
-                   help="'mic' (default), '-' (stdin) or a sound file")
-    p.add_argument("--model", default=None,
-                   help="model folder, packaged name or Hub repo id (default: the packaged "
-                        "default of --space)")
-    p.add_argument("--space", default="blendshapes52",
-                   choices=["blendshapes52", "au17", "emotion8", "landmarks68"],
-                   help="what to stream when --model is not given (default blendshapes52)")
-    p.add_argument("--pcm", default="s16le", choices=sorted(_PCM),
-                   help="raw stdin sample format (default s16le; WAV headers are detected)")
-    p.add_argument("--rate", type=int, default=16000, help="raw stdin / microphone sample rate")
-    p.add_argument("--channels", type=int, default=1, help="raw stdin channels (averaged)")
-    p.add_argument("--udp", default=None, metavar="[HOST:]PORT",
-                   help="send one JSON datagram per frame (host default 127.0.0.1)")
-    p.add_argument("--osc", default=None, metavar="[HOST:]PORT",
-                   help="send OSC messages (host default 127.0.0.1)")
-    p.add_argument("--osc-style", default="speechface", choices=["speechface", "vmc"],
-                   help="OSC messages: /speechface/frame (default) or the VMC blendshape bundle")
-    p.add_argument("--realtime", action="store_true",
-                   help="pace a file input at real time (as if it were live)")
-    p.add_argument("--seconds", type=float, default=None, help="stop the microphone after this")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--emotion", default=None,
-                   help="add an emotion's FACS prototype (au17/blendshapes52; the jaw keeps the "
-                        "speech)")
-    p.add_argument("--intensity", type=float, default=1.0, help="strength of --emotion")
-    p.add_argument("--random-weights", metavar="ARCH", default=None,
-                   help="an untrained architecture (testing the pipeline only)")
-    p.add_argument("--quiet", action="store_true", help="no summary on stderr")
-    p.set_defaults(func=_run_stream)
-
-
-def _load_estimator(args: argparse.Namespace) -> Any:
-    from ..pretrained import DEFAULT_MODELS
-    from ..speech.model import SpeechEstimator, estimator_class
-
-    cls = estimator_class(args.space)
-    if args.random_weights:
-        return cls.create(args.random_weights, space=args.space)
-    if args.model is None and args.space not in DEFAULT_MODELS:
-        raise SpeechfaceError(f"no packaged default model for {args.space} in this version; "
-                              "pass --model or --random-weights ARCH")
-    model = DEFAULT_MODELS.get(f"stream_{args.space}") if args.model is None else args.model
-    return (SpeechEstimator if args.model is not None else cls).from_pretrained(model)
-
-
-def _run_stream(args: argparse.Namespace) -> int:
-    if args.udp and args.osc:
-        raise ValueError("give --udp or --osc, not both")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise ValueError("--max-frames must be >= 1")
-    sink: Any
-    if args.udp:
-        sink = UdpJsonSink(args.udp)
-    elif args.osc:
-        sink = OscSink(args.osc, args.osc_style)
-    else:
-        sink = JsonLinesSink(sys.stdout)
-    est = _load_estimator(args)
-    from ..speech.streaming import stream_support
-
-    reason = stream_support(est)
-    if reason is not None:
-        raise SpeechfaceError(f"model {est.name!r} cannot stream: {reason}; choose a streamable "
-                              "model with --model (log-mel features; cnn, dcnn, mlp or cnn_gru)")
-    transform = None
-    if args.emotion:
-        from ..spaces.emotion_control import apply_emotion, emotion_weights
-
-        emotion_weights(args.emotion)  # a bad name fails before any audio is read
-
-        def transform(v: np.ndarray) -> np.ndarray:
-            return apply_emotion(v, args.emotion, args.intensity, space=est.space.name)
-
-    if args.input == "mic":
-        chunks: Iterable[Chunk] = microphone_chunks(args.rate, seconds=args.seconds)
-        rate = args.rate
-    elif args.input == "-":
-        chunks, rate = stdin_chunks(pcm=args.pcm, rate=args.rate, channels=args.channels)
-    else:
-        chunks, rate = file_chunks(args.input, realtime=args.realtime)
-    try:
-        stats = run_live(est, chunks, sink, sample_rate=rate, max_frames=args.max_frames,
-                         transform=transform)
-    finally:
-        sink.close()
-    if not args.quiet:
-        kind = "pretrained" if est.pretrained else "RANDOM WEIGHTS (untrained)"
-        print(f"streamed {stats['frames']} frames ({stats['seconds_in']:.2f} s of audio) with "
-              f"{est.name} [{kind}]; model latency {stats['latency_model_s'] * 1000:.0f} ms; "
-              f"measured: first sound to first value {stats['first_latency_s'] * 1000:.0f} ms, "
-              f"mean {stats['mean_latency_s'] * 1000:.0f} ms, p95 "
-              f"{stats['p95_latency_s'] * 1000:.0f} ms", file=sys.stderr)
-    return 0

@@ -3,7 +3,9 @@
 In: command-line arguments. Out: the stages run on files.
 :mod:`~speechface.cli.main` holds the parser and ``predict``/``models``; ``train``, ``evaluate``
 and ``calibrate`` are in :mod:`~speechface.cli.train` (the only inference-side importer of
-:mod:`speechface.training`); ``animate``, ``prepare`` and ``live`` add themselves from their stages.
+:mod:`speechface.training`); ``animate`` in :mod:`~speechface.cli.animate`, ``stream`` in
+:mod:`~speechface.cli.stream`, ``prepare`` in :mod:`~speechface.cli.prepare`. Every command is
+a parser and a handler calling library functions of the stages.
 """
 
 from .main import (

@@ -12,9 +12,9 @@ Every failure is reported as one line on stderr (``speechface: error: ...``) wit
 exit code, never a traceback; ``--debug`` (anywhere on the command line) or
 ``SPEECHFACE_DEBUG=1`` shows the traceback for bug reports.
 
-Sub-commands are registered in one place, :data:`COMMANDS`: ``(module, function)`` pairs; the
-function takes argparse's sub-parsers object and adds its command (with
-``set_defaults(func=...)``). A module that is not installed (an optional part) is skipped.
+Sub-commands are registered in one place, :data:`COMMANDS`: ``(module, function)`` pairs, every
+module one of ``speechface.cli``; the function takes argparse's sub-parsers object and adds its
+command (with ``set_defaults(func=...)``). A module that is not installed (an optional part) is skipped.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ __all__ = ["main", "build_parser", "COMMANDS", "add_predict_parser", "add_models
 #: Every sub-command: (module, function that adds it to the sub-parsers object), in help order.
 COMMANDS: list[tuple[str, str]] = [
     ("speechface.cli", "add_predict_parser"),
-    ("speechface.render.animate", "add_parsers"),
+    ("speechface.cli.animate", "add_parsers"),
     ("speechface.cli", "add_models_parser"),
-    ("speechface.data.prepare", "build_prepare_parser"),
+    ("speechface.cli.prepare", "build_prepare_parser"),
     ("speechface.cli.train", "add_parsers"),
-    ("speechface.avatars.live", "add_parsers"),
+    ("speechface.cli.stream", "add_parsers"),
 ]
 
 #: Largest number of bytes ``predict -`` copies from standard input (``--max-input-mb``).

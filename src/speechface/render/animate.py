@@ -35,21 +35,25 @@ it stays bit-identical to the photo.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import math
 import os
-import sys
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core._io import atomic_path
-from ..core.errors import ModelError, NoFaceError, SpeechfaceError
+from ..core.errors import ModelError, NoFaceError
 from ..core.results import Prediction
+from ..spaces.space import get_space
+from ..spaces.transforms import (
+    convert_space,
+    expand_dynamics,
+    retarget_landmarks,
+    scale_conditions,
+    smooth_conditions,
+)
 from .face import (
     DEFAULT_FEATHER,
     DEFAULT_MARGIN,
@@ -63,130 +67,16 @@ from .face import (
 )
 from .face import blend_region as _blend_region
 from .face import source_label as _label
+from .video import VIDEO_FORMATS, output_format, write_image_animation, write_video
 
-__all__ = ["Animation", "animate", "smooth_conditions", "scale_conditions", "expand_dynamics",
-           "add_parsers",
-           "VIDEO_FORMATS", "MAX_FACE_SIDE"]
+__all__ = ["Animation", "animate", "dynamics_gain", "hold_utterance_expression", "MAX_FACE_SIDE"]
 
-#: Output file types :meth:`Animation.save` writes (H.264 + AAC for the video containers).
-VIDEO_FORMATS = (".mp4", ".m4v", ".mov", ".mkv")
-_IMAGE_FORMATS = (".gif", ".webp")
 #: The face crop is translated at most at this side in pixels (bigger faces are resized down for
 #: the network's input-keeping composition and up again when pasted; bounds memory and time).
 MAX_FACE_SIDE = 768
 AUDIO_RATE = 16000
-#: Frames larger than this (pixels) are encoded with x264's low-memory settings: one
-#: reference frame, no B-frames, a 2-frame lookahead, one thread (30 frames of 6000x6000:
-#: 4.5 GB with the defaults, 1.2 GB so; the background is static, so quality barely changes).
-_BIG_FRAME_PIXELS = 4_000_000
-_LOW_MEMORY_X264 = "rc-lookahead=2:sync-lookahead=0:threads=1:bframes=0:ref=1:mbtree=0"
-_BLOCK_SECONDS = 60.0
-_BATCH_BYTES = 256 << 20  # rendered faces held at once (at most; one face always)  # speech longer than this is predicted block by block
-#: ``speechface animate`` refuses longer speech up front (``--max-seconds``): one hour.
-MAX_SECONDS = 3600.0
-
-
-# --------------------------------------------------------------------------- conditions
-def smooth_conditions(values: np.ndarray, sigma: float) -> np.ndarray:
-    """Zero-phase temporal smoothing: a centred Gaussian of ``sigma`` frames along axis 0.
-
-    Centred (not an EMA), so the mouth does not lag behind the speech. Edges are handled by
-    normalised convolution (each output is a weighted mean of the frames that exist), so a
-    constant sequence stays constant and probabilities still sum to 1. ``sigma=0`` returns the
-    values unchanged. At 25 fps, 1 frame = 40 ms; ``sigma=1.5`` mostly removes frame-to-frame
-    jitter, ``sigma=3`` leaves only syllable-rate motion.
-
-    Args:
-        values: ``(frames, dim)`` float array.
-        sigma: standard deviation in frames (>= 0).
-
-    Returns:
-        ``(frames, dim)`` float32.
-
-    Example:
-        >>> x = np.zeros((21, 1), np.float32); x[10] = 1
-        >>> s = smooth_conditions(x, 1.0); round(float(s.sum()), 3), bool(s[10, 0] < 1)
-        (1.0, True)
-    """
-    v = np.asarray(values, dtype=np.float32)
-    if not (math.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"smoothing must be a finite number of frames >= 0, got {sigma!r}")
-    if sigma == 0 or len(v) < 2:
-        return v.copy()
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (t / sigma) ** 2)
-    n = len(v)
-    norm = np.convolve(np.ones(n), k, mode="full")[radius:radius + n]
-    out = np.empty_like(v)
-    for d in range(v.shape[1]):
-        out[:, d] = np.convolve(v[:, d].astype(np.float64), k, mode="full")[radius:radius + n] / norm
-    return out
-
-
-def _into_space(out: np.ndarray, sp: Any) -> np.ndarray:
-    """Clip values to the space's range; renormalise probability spaces to sum to 1."""
-    if sp.low is not None or sp.high is not None:
-        out = np.clip(out, sp.low, sp.high)
-    if sp.activation == "softmax":
-        out = np.clip(out, 0, None)
-        out = out / np.maximum(out.sum(axis=-1, keepdims=True), 1e-8)
-    return out.astype(np.float32)
-
-
-def scale_conditions(values: np.ndarray, space: Any, strength: float) -> np.ndarray:
-    """Scale conditions relative to the space's neutral value: ``neutral + strength * (v - neutral)``.
-
-    ``strength=0`` gives the neutral face throughout, 1 the predicted expression, above 1 an
-    exaggerated one. Results are clipped to the space's range; for probability spaces
-    (``emotion8``) they are also renormalised to sum to 1.
-
-    Args:
-        values: ``(frames, dim)`` values of ``space``.
-        space: a :class:`~speechface.spaces.Space` or its name.
-        strength: a finite number >= 0.
-
-    Returns:
-        ``(frames, dim)`` float32.
-
-    Example:
-        >>> scale_conditions(np.full((2, 17), 2.0), "au17", 3.0)[0, 0]
-        np.float32(5.0)
-    """
-    from ..spaces.space import get_space
-
-    sp = get_space(space)
-    if not (math.isfinite(strength) and strength >= 0):
-        raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
-    v = np.asarray(values, dtype=np.float32)
-    if strength == 1.0:
-        return v.copy()
-    neutral = np.asarray(sp.neutral, dtype=np.float32) if sp.neutral else np.zeros(sp.dim, np.float32)
-    out = neutral + np.float32(strength) * (v - neutral)
-    return _into_space(out, sp)
-
-
-def _convert_space(values: np.ndarray, src: str, dst: Any) -> np.ndarray:
-    """Estimator values in space ``src`` -> values of the translator's space ``dst``."""
-    if src == dst.name:
-        return values
-    from .. import spaces
-
-    fn_name = {("emotion8", "au17"): "emotion_to_au",
-               ("au17", "emotion8"): "au_to_emotion"}.get((src, dst.name))
-    fn = getattr(spaces, fn_name, None) if fn_name else None
-    if fn is None:
-        raise ModelError(f"the speech estimator predicts {src} but the translator is conditioned "
-                         f"on {dst.name}, and speechface has no {src} -> {dst.name} conversion; "
-                         f"use an estimator that predicts {dst.name}")
-    out = fn(values)
-    if hasattr(out, "detach"):
-        out = out.detach().cpu().numpy()
-    out = np.asarray(out, dtype=np.float32)
-    if out.shape != (len(values), dst.dim):
-        raise ModelError(f"spaces.{fn_name} returned shape {out.shape}, expected "
-                         f"({len(values)}, {dst.dim})")
-    return out
+_BLOCK_SECONDS = 60.0  # speech longer than this is predicted block by block
+_BATCH_BYTES = 256 << 20  # rendered faces held at once (at most; one face always)
 
 
 # --------------------------------------------------------------------------- the animation
@@ -385,127 +275,20 @@ class Animation:
             PosixPath('talking.mp4')
         """
         path = Path(path)
-        ext = _check_output(path)
+        ext = output_format(path)
         with atomic_path(path) as tmp:
             if ext in VIDEO_FORMATS:
-                self._write_video(tmp, crf=crf, preset=preset, audio_bitrate=audio_bitrate)
+                write_video(tmp, self.iter_frames(), size=self.size, fps=self.fps,
+                            audio=self.audio, sample_rate=self.sample_rate, crf=crf,
+                            preset=preset, audio_bitrate=audio_bitrate)
             else:
-                self._write_pil(tmp, ext, quality=quality)
+                # the GIF palette from the first, middle and last frame
+                n = len(self)
+                sample = np.concatenate([self.frame(0), self.frame(n // 2), self.frame(n - 1)]) \
+                    if ext == ".gif" else None
+                write_image_animation(tmp, self.iter_frames(), fps=self.fps, kind=ext,
+                                      quality=quality, palette_sample=sample)
         return path
-
-    def _write_pil(self, tmp: Path, ext: str, *, quality: int) -> None:
-        from PIL import Image
-
-        ms = int(round(1000.0 / self.fps))
-        frames = (Image.fromarray(f) for f in self.iter_frames())
-        if ext == ".gif":
-            # one palette for all frames (from the first, middle and last frame) and no
-            # dithering: unchanged pixels map to the same index in every frame, so the static
-            # background neither flickers nor costs space
-            n = len(self)
-            sample = np.concatenate([self.frame(0), self.frame(n // 2), self.frame(n - 1)])
-            palette = Image.fromarray(sample).quantize(256, method=Image.Quantize.FASTOCTREE)
-            frames = (f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames)
-            first = next(frames)
-            first.save(tmp, format="GIF", save_all=True, append_images=frames, duration=ms,
-                       loop=0)
-        else:  # PIL's WebP writer needs a list (it counts the frames first)
-            first = next(frames)
-            first.save(tmp, format="WEBP", save_all=True, append_images=list(frames),
-                       duration=ms, loop=0, quality=quality)
-
-    def _write_video(self, tmp: Path, *, crf: int, preset: str, audio_bitrate: int) -> None:
-        try:
-            import av
-        except ImportError as e:
-            raise SpeechfaceError("writing video needs PyAV: pip install 'speechface[video]'"
-                                  ) from e
-        w, h = self.size
-        ew, eh = w + (w % 2), h + (h % 2)
-        rate = Fraction(self.fps).limit_denominator(1001)
-        options = {"crf": str(int(crf)), "preset": preset}
-        if ew * eh > _BIG_FRAME_PIXELS:  # x264 holds ~40 frames by default: 4.5 GB at 6000x6000
-            options["x264-params"] = _LOW_MEMORY_X264
-        with av.open(str(tmp), "w") as out:
-            vs = None
-            for codec in ("libx264", "h264"):
-                try:
-                    vs = out.add_stream(codec, rate=rate, options=options)
-                    break
-                except (ValueError, av.error.FFmpegError):  # type: ignore[attr-defined]
-                    continue
-            if vs is None:
-                raise SpeechfaceError("this PyAV build has no H.264 encoder; save as .gif / .webp "
-                                      "or install the PyPI wheel of av")
-            vs.width, vs.height, vs.pix_fmt = ew, eh, "yuv420p"
-            astream = None
-            if self.audio is not None and len(self.audio):
-                astream = out.add_stream("aac", rate=self.sample_rate)
-                astream.layout = "mono"
-                astream.bit_rate = int(audio_bitrate)
-            for i, f in enumerate(self.iter_frames()):
-                if (ew, eh) != (w, h):
-                    f = np.pad(f, ((0, eh - h), (0, ew - w), (0, 0)), mode="edge")
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-                vf.pts = i
-                for pkt in vs.encode(vf):
-                    out.mux(pkt)
-            for pkt in vs.encode():
-                out.mux(pkt)
-            if astream is not None:
-                wave = np.clip(self.audio, -1.0, 1.0).astype(np.float32)
-                step = 1024 * 16
-                for start in range(0, len(wave), step):
-                    chunk = np.ascontiguousarray(wave[None, start:start + step])
-                    af = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                    af.sample_rate = self.sample_rate
-                    af.pts = start
-                    for pkt in astream.encode(af):
-                        out.mux(pkt)
-                for pkt in astream.encode():
-                    out.mux(pkt)
-
-
-def _check_output(path: str | os.PathLike[str]) -> str:
-    ext = Path(path).suffix.lower()
-    if ext not in VIDEO_FORMATS + _IMAGE_FORMATS:
-        raise ValueError(f"{Path(path).name}: unsupported output type {ext or '(none)'!r}; use "
-                         f"{', '.join(VIDEO_FORMATS + _IMAGE_FORMATS)}")
-    return ext
-
-
-def expand_dynamics(values: np.ndarray, space: Any, factor: Any) -> np.ndarray:
-    """Scale each dimension's movement around its utterance mean: ``mean + factor * (v - mean)``.
-
-    Speech estimators trained with L1/L2 losses predict damped tracks (a regression to the
-    mean); ``factor > 1`` widens the movement the model predicts without changing the average
-    expression (``strength`` scales both). Results are clipped to the space's range and
-    renormalised for probability spaces.
-
-    Args:
-        values: ``(frames, dim)`` values of ``space``.
-        space: a :class:`~speechface.spaces.Space` or its name.
-        factor: a finite number >= 0 (1 = unchanged, 0 = the utterance mean throughout), or one
-            such number per dimension (``(dim,)``, e.g. an estimator's ``dynamics_gain``).
-
-    Example:
-        >>> expand_dynamics(np.array([[1.0], [3.0]]), "au17", 2.0)[:, 0].tolist()
-        [0.0, 4.0]
-    """
-    from ..spaces.space import get_space
-
-    sp = get_space(space)
-    f = np.asarray(factor, dtype=np.float64)
-    if f.ndim > 1 or (f.ndim == 1 and len(f) != sp.dim) or \
-            not (np.isfinite(f).all() and (f >= 0).all()):
-        raise ValueError(f"expressiveness must be a finite number >= 0 (or {sp.dim} of them), "
-                         f"got {factor!r}")
-    v = np.asarray(values, dtype=np.float32)
-    if (f == 1.0).all():
-        return v.copy()
-    mean = v.mean(axis=0, keepdims=True)
-    out = mean + f.astype(np.float32) * (v - mean)
-    return _into_space(out, sp)
 
 
 def dynamics_gain(estimator: Any) -> np.ndarray | None:
@@ -517,7 +300,7 @@ def dynamics_gain(estimator: Any) -> np.ndarray | None:
     ``info["dynamics_gain"]``: per dimension, the median within-clip standard deviation of the
     training targets divided by that of its own predictions on the same clips (at least 1,
     at most 8; see ``docs/model-quality.md``). :func:`animate` applies it by default
-    (``dynamics=True``) through :func:`expand_dynamics`; ``predict`` never does.
+    (``dynamics=True``) through :func:`~speechface.spaces.transforms.expand_dynamics`; ``predict`` never does.
 
     Returns:
         ``(dim,)`` float32, or None when the model records no gain.
@@ -532,39 +315,6 @@ def dynamics_gain(estimator: Any) -> np.ndarray | None:
         raise ModelError(f"estimator {getattr(estimator, 'name', '?')}: info['dynamics_gain'] "
                          f"must be {getattr(sp, 'dim', 'dim')} finite numbers")
     return g
-
-
-def retarget_landmarks(predicted: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """Speech-predicted landmark motion -> target landmarks for one photo's face.
-
-    ``predicted`` is ``landmarks68`` normalised to the *speaker's* face box; ``own`` are the
-    photo's 68 points normalised to the translator's crop. The motion around the utterance
-    mean is moved onto the photo's own points, scaled by the size of its face in the crop:
-    ``own + (p_t - mean(p)) * (width, height of own)``. The photo keeps its face shape and pose;
-    only the speech-driven movement (jaw, lips) is transferred.
-
-    Args:
-        predicted: ``(frames, 136)`` ``x_0..x_67, y_0..y_67``.
-        own: ``(136,)`` the photo's points in the crop (0-1).
-
-    Returns:
-        ``(frames, 136)`` float32 targets in crop coordinates.
-
-    Example:
-        >>> p = np.zeros((2, 136), np.float32); p[1, 68 + 8] = 0.1   # chin 10 % lower
-        >>> own = np.concatenate([np.linspace(0.2, 0.8, 68), np.linspace(0.3, 0.9, 68)])
-        >>> out = retarget_landmarks(p, own); round(float(out[1, 76] - out[0, 76]), 3)
-        0.06
-    """
-    pred = np.asarray(predicted, dtype=np.float32)
-    own = np.asarray(own, dtype=np.float32).reshape(-1)
-    if pred.ndim != 2 or pred.shape[1] != 136 or own.shape != (136,):
-        raise ValueError(f"need predicted (frames, 136) and own (136,), got {pred.shape}, "
-                         f"{own.shape}")
-    w = float(own[:68].max() - own[:68].min())
-    h = float(own[68:].max() - own[68:].min())
-    scale = np.concatenate([np.full(68, w, np.float32), np.full(68, h, np.float32)])
-    return (own + (pred - pred.mean(axis=0, keepdims=True)) * scale).astype(np.float32)
 
 
 def _own_landmarks(face: np.ndarray) -> np.ndarray:
@@ -639,7 +389,7 @@ def _check_lip_framing(lip_translator: Any, margin: float, shift: float, *,
 
     Returns True when it does; otherwise raises ModelError (``quiet``: returns False).
     """
-    if lip_translator.space.name != "landmarks68":
+    if not lip_translator.space.points:
         raise ModelError(f"lipsync needs a landmarks68 translator, got "
                          f"{lip_translator.space.name}")
     info = getattr(lip_translator, "info", None) or {}
@@ -661,7 +411,8 @@ def _default_models(space: str | None, translator: Any, estimator: Any) -> tuple
     if translator is None:
         from .translators import Translator
 
-        if space == "landmarks68" and "translator_landmarks68" not in DEFAULT_MODELS:
+        if space is not None and get_space(space).points and \
+                f"translator_{space}" not in DEFAULT_MODELS:
             raise ModelError("this version packages no landmark translator; train one with "
                              "configs/landmark_warp_faces64.yaml and pass it as translator= "
                              "(command line: --translator)")
@@ -816,13 +567,13 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             emotion8 estimator drives an au17 translator through
             ``speechface.spaces.emotion_to_au`` (and au17 -> emotion8 through ``au_to_emotion``);
             other mismatches are a ModelError. With a ``landmarks68`` translator the predicted
-            motion is moved onto the photo's own landmarks (:func:`retarget_landmarks`).
+            motion is moved onto the photo's own landmarks (:func:`~speechface.spaces.transforms.retarget_landmarks`).
         smoothing: temporal smoothing of the conditions: the standard deviation in frames
-            (40 ms each) of a centred Gaussian, see :func:`smooth_conditions` (0 = off).
-        strength: expression strength relative to neutral, see :func:`scale_conditions`
+            (40 ms each) of a centred Gaussian, see :func:`~speechface.spaces.transforms.smooth_conditions` (0 = off).
+        strength: expression strength relative to neutral, see :func:`~speechface.spaces.transforms.scale_conditions`
             (0 = neutral face, 1 = as predicted, 2 = exaggerated).
         expressiveness: widens the predicted movement around the utterance mean, see
-            :func:`expand_dynamics` (1 = as predicted).
+            :func:`~speechface.spaces.transforms.expand_dynamics` (1 = as predicted).
         dynamics: apply the estimator's recorded ``dynamics_gain`` (see :func:`dynamics_gain`;
             restores the range of movement its training targets had). No effect for models
             that record none.
@@ -926,14 +677,14 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
     co = _co_driver(mouth, user_estimator, device)
     pred, values, gain, co_pred = _frame_values(estimator, wave, dynamics, co)
     fps = float(pred.fps)
-    landmark_path = translator.space.name == "landmarks68"
-    if landmark_path and pred.space != "landmarks68":
+    landmark_path = translator.space.points
+    if landmark_path and not get_space(pred.space).points:
         raise ModelError(f"the landmark translator needs a landmarks68 estimator, got {pred.space}")
     mouth_info: dict[str, Any] | None = None
     if mouth is not None:   # the mouth: one driver track, real mouths' spread (mouth_sync.py)
         values, mouth_info = _sync_mouth(values, co_pred, mouth, pred.model)
     if not landmark_path:
-        cond = _convert_space(values, pred.space, translator.space)
+        cond = convert_space(values, pred.space, translator.space)
         cond = smooth_conditions(cond, float(smoothing))
         cond = expand_dynamics(cond, translator.space, float(expressiveness))
         cond = scale_conditions(cond, translator.space, float(strength))
@@ -1036,144 +787,3 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             "margin": float(margin), "feather": float(feather), "mouth_sync": mouth_info}
     return Animation(source, fps=fps, audio=wave, sample_rate=AUDIO_RATE, conditions=pred,
                      driving=cond, face=box, face_index=index, n_faces=len(faces), info=info)
-
-
-# --------------------------------------------------------------------------- command line
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``speechface animate`` sub-command to the CLI's sub-parsers.
-
-    Example:
-        >>> parser = argparse.ArgumentParser(); add_parsers(parser.add_subparsers())
-    """
-    p = sub.add_parser(
-        "animate", help="speech + face photo -> talking-face video (mp4 with sound, gif, webp)",
-        description="Animate the face in a photo with speech: predict AUs/emotions from the "
-                    "speech at 25 fps, translate the face once per frame and paste it back.")
-    p.add_argument("speech", help="speech file (wav, flac, ogg, mp3; a video's audio track)")
-    p.add_argument("image", help="photo with a face (jpg, png, webp ...)")
-    p.add_argument("-o", "--output", required=True,
-                   help="output file: .mp4 (H.264 + AAC with the speech), .gif or .webp")
-    p.add_argument("--model", default=None,
-                   help="speech estimator: packaged name, model folder or Hub repo id "
-                        "(default: the packaged default for the translator's space)")
-    p.add_argument("--translator", default=None,
-                   help="face translator: packaged name, model folder or Hub repo id "
-                        "(default: the packaged default)")
-    p.add_argument("--smoothing", type=float, default=0.0,
-                   help="temporal smoothing: Gaussian sigma in frames of 40 ms (default 0 = off)")
-    p.add_argument("--fast", action="store_true",
-                   help="bf16 translator where the CPU supports it (about 2x; within a few "
-                        "pixel levels of fp32)")
-    p.add_argument("--reuse-tolerance", type=float, default=None, metavar="T",
-                   help="with --fast: reuse the previous frame while no condition moved more than T")
-    p.add_argument("--expressiveness", type=float, default=1.0,
-                   help="widen the predicted movement around its mean (default 1 = as predicted)")
-    p.add_argument("--space", choices=["au17", "emotion8", "landmarks68"], default=None,
-                   help="conditioning space when no model is given: packaged estimator (and for "
-                        "landmarks68 the landmark translator) for it (default au17)")
-    p.add_argument("--no-dynamics", action="store_true",
-                   help="do not apply the estimator's recorded dynamics gain")
-    p.add_argument("--no-lipsync", action="store_true",
-                   help="au17/emotion8: no landmark-driven mouth motion on top of the "
-                        "expression (default: on with the packaged models)")
-    p.add_argument("--no-mouth-sync", action="store_true",
-                   help="au17: drive the mouth with the speech model's own AU25/AU26 (default: "
-                        "one track from the AU and ARKit models, given real mouths' spread and "
-                        "the photo's jaw response; see speechface.render.mouth_sync)")
-    p.add_argument("--strength", type=float, default=1.0,
-                   help="expression strength relative to neutral (default 1; 0 = neutral)")
-    p.add_argument("--emotion", default=None,
-                   help="add an emotion's FACS prototype (happiness, sadness, surprise, anger, "
-                        "disgust, fear, contempt); the jaw keeps the speech")
-    p.add_argument("--intensity", type=float, default=1.0,
-                   help="strength of --emotion (default 1 = FACS level C)")
-    p.add_argument("--hold-expression", nargs="?", const="default", default=None,
-                   metavar="MODEL",
-                   help="hold one expression for the utterance, predicted by an utterance-level "
-                        "au17 model (default: the packaged lstm_mfcc model)")
-    p.add_argument("--side-by-side", action="store_true",
-                   help="show the input photo left of the animation")
-    p.add_argument("--face-index", type=int, default=None,
-                   help="which face to animate, 0 = leftmost (default: the largest)")
-    p.add_argument("--batch-size", type=int, default=16,
-                   help="frames per translator call; also how many rendered faces are held in "
-                        "memory (default 16)")
-    from ..cli.main import add_common_options
-
-    add_common_options(p, max_seconds=MAX_SECONDS)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", action="store_true",
-                   help="show the native log lines of MediaPipe / TFLite (hidden by default)")
-    p.set_defaults(func=_run_animate)
-
-
-def _fast_options(args: argparse.Namespace) -> Any:
-    if not args.fast:
-        if args.reuse_tolerance is not None:
-            raise ValueError("--reuse-tolerance needs --fast")
-        return None
-    from .fastpath import FastOptions
-
-    return FastOptions.fastest(skip_tolerance=args.reuse_tolerance or 0.0)
-
-
-def _run_animate(args: argparse.Namespace) -> int:
-    from ..cli.main import check_device, check_duration
-    from ..core._io import check_output
-    from ..core.threads import limit_threads
-    from .face import quiet_native_logs
-
-    # everything the user typed is checked before any work
-    out = check_output(args.output, inputs=[args.speech, args.image, args.model,
-                                            args.translator],
-                       suffixes=VIDEO_FORMATS + _IMAGE_FORMATS, what="output")
-    device = check_device(args.device)
-    if args.face_index is not None and args.face_index < 0:
-        raise SpeechfaceError(f"--face-index {args.face_index}: faces are counted from 0 (the "
-                              "leftmost); leave it out for the largest face")
-    if args.batch_size < 1:
-        raise SpeechfaceError(f"--batch-size {args.batch_size}: must be at least 1")
-    check_duration(args.speech, args.max_seconds)
-    quiet_native_logs(not args.verbose)
-    estimator = translator = None
-    if args.translator is not None:
-        from .translators import Translator
-
-        translator = Translator.from_pretrained(args.translator).to(device)
-    if args.model is not None:
-        from ..speech.model import SpeechEstimator
-
-        estimator = SpeechEstimator.from_pretrained(args.model).to(device)
-    threads = limit_threads(args.threads) if args.threads else contextlib.nullcontext()
-    with threads:
-        anim = _animate_and_save(args, estimator, translator, out, device)
-    w, h = anim.size
-    face = "" if (anim.n_faces or 0) <= 1 else (
-        f", face {anim.face_index} of {anim.n_faces} (0-{anim.n_faces - 1} left to right"
-        f"{'; the largest' if args.face_index is None else ''})")
-
-    def kind(which: str) -> str:
-        return "" if anim.info.get(f"{which}_pretrained") else " [RANDOM WEIGHTS]"
-
-    print(f"wrote {args.output}: {len(anim)} frames {w}x{h} at {anim.fps:g} fps "
-          f"({anim.duration:.2f} s){face}; estimator {anim.info.get('estimator')}"
-          f"{kind('estimator')}, translator {anim.info.get('translator')}{kind('translator')}",
-          file=sys.stderr)
-    return 0
-
-
-def _animate_and_save(args: argparse.Namespace, estimator: Any, translator: Any, out: Any,
-                      device: str) -> Animation:
-    anim = animate(args.speech, args.image, estimator, translator, smoothing=args.smoothing,
-                   strength=args.strength, expressiveness=args.expressiveness,
-                   dynamics=not args.no_dynamics, space=args.space, fast=_fast_options(args),
-                   lipsync=False if args.no_lipsync else None,
-                   mouth_sync=not args.no_mouth_sync,
-                   side_by_side=args.side_by_side,
-                   face_index=args.face_index, batch_size=args.batch_size,
-                   progress=not args.quiet, emotion=args.emotion, intensity=args.intensity,
-                   hold_expression=(True if args.hold_expression == "default"
-                                    else args.hold_expression),
-                   device=device)
-    anim.save(out)
-    return anim

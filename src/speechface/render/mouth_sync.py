@@ -77,7 +77,7 @@ class MouthSync:
         spread: give the track the real mouths' median and spread (:func:`normalize_mouth`).
         photo: invert the translator's jaw response on the photo (:func:`jaw_transfer`).
         smoothing: centred Gaussian smoothing of the mouth track, sigma in frames (0 = off;
-            :func:`speechface.render.animate.smooth_conditions`), before the spread step; 1.5 frames
+            :func:`speechface.spaces.transforms.smooth_conditions`), before the spread step; 1.5 frames
             (60 ms) removes frame-to-frame jitter and keeps syllable-rate motion.
 
     Example:

@@ -101,6 +101,9 @@ class Space:
         neutral: the value of an expressionless face (zeros for AUs, ``neutral`` = 1 for emotions,
             the mean face for landmarks).
         frame_level: whether values are per video frame (all built-ins are).
+        points: whether values are 2-D points of the face, ``x_0..x_n, y_0..y_n`` normalised to
+            the face box or crop (``landmarks68``): conditions a renderer moves the face onto, retargeted
+            to each photo's own points rather than scaled around a neutral value.
     """
 
     name: str
@@ -113,6 +116,7 @@ class Space:
     loss: str
     neutral: tuple[float, ...] = field(repr=False, default=())
     frame_level: bool = True
+    points: bool = False
 
     @property
     def dim(self) -> int:
@@ -243,6 +247,7 @@ LANDMARKS68 = SPACES.add("landmarks68", Space(
     activation="identity",
     loss="mse",
     neutral=_mean_face_68(),
+    points=True,
 ))
 
 

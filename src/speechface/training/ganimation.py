@@ -337,7 +337,7 @@ class GANimationTrainer:
         t = torch.as_tensor(order[st.batch_in_epoch * bs:(st.batch_in_epoch + 1) * bs])
         img = self.train_data.images[t].to(device).float() / 127.5 - 1.0
         cond = self.train_data.conds[t].to(device)
-        if self.space.name == "landmarks68":  # no flips: they would swap left and right points
+        if self.space.points:  # no flips: they would swap left and right points
             return img, cond, cond + self.landmark_motion(len(t))
         if cfg.flip:
             flip = torch.rand(len(t)) < 0.5
@@ -532,7 +532,7 @@ class GANimationTrainer:
         with eval_mode(self.G):
             for k in range(1, min(4, max(n - 1, 1)) + 1):
                 target = src.conds.roll(k, 0).to(device)
-                if self.space.name == "landmarks68":  # own points + a clip's motion
+                if self.space.points:  # own points + a clip's motion
                     target = src.conds.to(device) + self.landmark_motion(n)
                 fake, att = self.G(real, target)
                 cols.append(fake)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 
 from ...core.registry import TRANSLATORS
+from ...spaces.space import get_space
 from .ganimation import GANimationGenerator
 
 __all__ = ["LandmarkGenerator", "LandmarkHeatmapCondition", "LANDMARK_PARTS",
@@ -102,7 +103,7 @@ class LandmarkGenerator(LandmarkHeatmapCondition, GANimationGenerator):
 
     def __init__(self, space: str = "landmarks68", image_size: int = 64, conv_dim: int = 32,
                  repeat_num: int = 4, sigma: float = 1.0) -> None:
-        if space != "landmarks68":
+        if not get_space(space).points:
             raise ValueError(f"landmark_gan is conditioned on landmarks68, not {space!r}")
         if not sigma > 0:
             raise ValueError(f"sigma must be > 0, got {sigma!r}")

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.registry import TRANSLATORS
+from ...spaces.space import get_space
 from .base import ImageTranslator, identity_grid, warp_image
 from .landmark_gan import LandmarkHeatmapCondition
 
@@ -75,7 +76,7 @@ class LandmarkWarpGenerator(LandmarkHeatmapCondition, ImageTranslator):
 
     def __init__(self, space: str = "landmarks68", image_size: int = 64, conv_dim: int = 24,
                  depth: int = 3, sigma: float = 1.5, max_flow: float = 0.25) -> None:
-        if space != "landmarks68":
+        if not get_space(space).points:
             raise ValueError(f"landmark_warp is conditioned on landmarks68, not {space!r}")
         super().__init__(space=space, image_size=image_size)
         if conv_dim < 1 or depth < 1:

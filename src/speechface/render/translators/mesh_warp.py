@@ -332,7 +332,7 @@ class MeshWarpRenderer(ImageTranslator):
         aligned onto the photo's by a similarity on the nose bridge and eye corners), kept
         within the 0-1 range of each score.
         """
-        if self.space.name == "landmarks68":
+        if self.space.points:
             return self._landmark_delta(np.asarray(cond, np.float64), rig)
         from ..mesh import au17_to_blendshapes
 
@@ -382,7 +382,7 @@ class MeshWarpRenderer(ImageTranslator):
         from ..mesh import au17_to_blendshapes
 
         rig = self.rig(np.ascontiguousarray(face))
-        if self.space.name == "landmarks68":
+        if self.space.points:
             from ...teachers.mediapipe import MP_TO_IBUG68
 
             h, w = rig.shape
