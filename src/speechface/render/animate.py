@@ -6,8 +6,10 @@
    (:func:`~speechface.render.face.find_face`; the largest one unless ``face_index`` is given);
 2. load the speech (16 kHz mono) and predict one condition per 25 fps frame with a speech
    estimator (:class:`~speechface.AUEstimator` by default);
-3. convert the conditions to the translator's space if needed (emotion8 -> au17 with
-   ``speechface.spaces.emotion_to_au``), smooth them over time and scale them by ``strength``;
+3. transform the conditions (:mod:`speechface.spaces.transforms`): convert them to the
+   translator's space if needed (emotion8 -> au17 with ``speechface.spaces.emotion_to_au``),
+   smooth them over time, widen their movement and scale them by ``strength`` (landmarks:
+   retarget them onto the photo's own points);
 4. crop the face once (:func:`~speechface.render.face.crop_face`), translate it once per frame in
    batches (:meth:`~speechface.render.translators.Translator.translate`) and paste every result back
    into the full-resolution photo (:func:`~speechface.render.face.paste_face`; only the face region
@@ -16,9 +18,10 @@
 
 The result is an :class:`Animation`: ``.frames`` (N, H, W, 3) uint8 at ``.fps``, the speech as
 ``.audio`` and the estimator output as ``.conditions``; ``.save("out.mp4")`` writes an H.264 +
-AAC video with the speech (``.gif`` / ``.webp`` without sound).
+AAC video with the speech (``.gif`` / ``.webp`` without sound) through the writers of
+:mod:`speechface.render.video`.
 
-Command line::
+Command line (:mod:`speechface.cli.animate`)::
 
     speechface animate speech.wav photo.jpg -o talking.mp4 [--smoothing 1.5] [--side-by-side]
 
@@ -565,8 +568,9 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
             estimator for it (``DEFAULT_MODELS["animate_<space>"]`` if there is one, else the
             space's default) and, for ``landmarks68``, the packaged landmark translator. An
             emotion8 estimator drives an au17 translator through
-            ``speechface.spaces.emotion_to_au`` (and au17 -> emotion8 through ``au_to_emotion``);
-            other mismatches are a ModelError. With a ``landmarks68`` translator the predicted
+            ``speechface.spaces.emotion_to_au`` (see
+            :func:`~speechface.spaces.transforms.convert_space`); other mismatches are a
+            ModelError. With a ``landmarks68`` translator the predicted
             motion is moved onto the photo's own landmarks (:func:`~speechface.spaces.transforms.retarget_landmarks`).
         smoothing: temporal smoothing of the conditions: the standard deviation in frames
             (40 ms each) of a centred Gaussian, see :func:`~speechface.spaces.transforms.smooth_conditions` (0 = off).
