@@ -16,8 +16,9 @@ from speechface import AUEstimator, EmotionEstimator, spaces
 from speechface.audio import load_audio, save_audio
 from speechface.cli import main
 from speechface.core.errors import ModelError, NoFaceError, SpeechfaceError
-from speechface.render.animate import Animation, animate
+from speechface.render.animate import animate
 from speechface.render.face import crop_face, load_image
+from speechface.render.result import Animation
 from speechface.render.translators import Translator
 from speechface.spaces.transforms import scale_conditions, smooth_conditions
 from test_face import landmarker_model

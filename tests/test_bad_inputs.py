@@ -866,7 +866,7 @@ def test_packaged_configs_pass_the_schema() -> None:
 
 # --------------------------------------------------------------------------- audio sources
 def _mp4(path: Path, audio: bool) -> Path:
-    from speechface.render.animate import Animation
+    from speechface.render.result import Animation
 
     pytest.importorskip("av")
     frames = np.zeros((25, 32, 32, 3), np.uint8)
@@ -948,8 +948,8 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
 # --------------------------------------------------------------------------- bounded memory
 def test_animation_frames_are_rendered_one_batch_at_a_time() -> None:
     """Saving or iterating renders `batch` faces at a time and keeps only the current batch."""
-    from speechface.render.animate import Animation, _Composer
     from speechface.render.face import FaceBox, crop_face
+    from speechface.render.result import Animation, FrameComposer
 
     photo = np.full((96, 80, 3), 90, np.uint8)
     crop = crop_face(photo, FaceBox(20, 20, 60, 70), size=32)
@@ -959,7 +959,7 @@ def test_animation_frames_are_rendered_one_batch_at_a_time() -> None:
         calls.append((start, stop))
         return np.full((stop - start, 32, 32, 3), start % 250, np.uint8)
 
-    anim = Animation(_Composer(photo, crop, render, 40, 16, 0.1, False), fps=25.0)
+    anim = Animation(FrameComposer(photo, crop, render, 40, 16, 0.1, False), fps=25.0)
     assert calls == [] and len(anim) == 40  # nothing rendered before it is needed
     frames = list(anim.iter_frames())
     assert calls == [(0, 16), (16, 32), (32, 40)]
@@ -969,7 +969,7 @@ def test_animation_frames_are_rendered_one_batch_at_a_time() -> None:
 
 def test_big_frames_are_encoded_with_low_memory_settings(tmp_path: Path) -> None:
     av = pytest.importorskip("av")
-    from speechface.render.animate import Animation
+    from speechface.render.result import Animation
     from speechface.render.video import BIG_FRAME_PIXELS
 
     frames = np.zeros((3, 2048, 2050, 3), np.uint8)

@@ -22,7 +22,8 @@ from .core.errors import (
 from .core.registry import ESTIMATORS, EXPRESSION, FEATURES, SPACES, TRANSLATORS
 from .core.results import Prediction
 from .render import translators  # noqa: F401  (importing registers the built-ins)
-from .render.animate import Animation, animate
+from .render.animate import animate
+from .render.result import Animation
 from .render.translators import Translator
 from .spaces.space import Space, get_space, list_spaces
 from .speech import estimators  # noqa: F401  (importing registers the built-ins)

@@ -20,8 +20,9 @@ from typing import Any
 from ..core._io import check_output
 from ..core.errors import SpeechfaceError
 from ..core.threads import limit_threads
-from ..render.animate import Animation, animate
+from ..render.animate import animate
 from ..render.face import quiet_native_logs
+from ..render.result import Animation
 from ..render.video import IMAGE_FORMATS, VIDEO_FORMATS
 from .main import add_common_options, check_device, check_duration
 

@@ -12,6 +12,7 @@ In: a photo and a condition track (from :mod:`speechface.speech` through
   clips), :mod:`~speechface.render.fit` (``python -m speechface.render.fit``);
 - :mod:`~speechface.render.video`: the video reader and writer;
 - :mod:`~speechface.render.animate`: the stages wired together (``speechface.animate``);
+  :mod:`~speechface.render.result`: the ``Animation`` it returns (frames composed on demand);
   :mod:`~speechface.render.mouth_sync`: the mouth track of the default animation.
 """
 
