@@ -289,7 +289,8 @@ def test_prepare_faces_real_images(labelled):
 
 
 def test_prepare_faces_errors(tmp_path):
-    from speechface.data.prepare_faces import build_prepare_faces_parser, prepare_faces
+    from speechface.cli.prepare import build_prepare_faces_parser
+    from speechface.data.prepare_faces import prepare_faces
 
     with pytest.raises(DataError, match="not found"):
         prepare_faces(tmp_path / "nope", tmp_path / "x.csv")

@@ -37,7 +37,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import sys
@@ -51,7 +50,7 @@ import torch
 from ..core.errors import DataError
 from .shards import SAMPLES_PER_FRAME, list_clips, read_clip, rebuild_manifest, write_clip
 
-__all__ = ["augment_audio", "augment_shards", "AugmentSettings", "build_prepare_augment_parser"]
+__all__ = ["augment_audio", "augment_shards", "AugmentSettings", "groups_from_config"]
 
 log = logging.getLogger(__name__)
 SR = 16000
@@ -241,7 +240,8 @@ def augment_shards(src: str | Path, out: str | Path, *, copies: int = 2,
     return rebuild_manifest(out)
 
 
-def _groups_from_config(path: str) -> list[str]:
+def groups_from_config(path: str) -> list[str]:
+    """The ``val_groups`` (held-out speakers) of a training config file (YAML), as strings."""
     import yaml
 
     try:
@@ -256,33 +256,3 @@ def _groups_from_config(path: str) -> list[str]:
     if not isinstance(groups, list):
         raise DataError(f"{path}: val_groups must be a list")
     return [str(g) for g in groups]
-
-
-def build_prepare_augment_parser(psub: Any) -> None:
-    """Add ``prepare augment`` to the ``prepare`` sub-parsers."""
-    p = psub.add_parser(
-        "augment", help="speaker/channel augmented copies of prepared clips",
-        description="Write speed-perturbed, equalised, reverberant and noisy copies of every "
-                    "training clip of a shard folder (targets carried over) into another folder.")
-    p.add_argument("input", help="prepared shard folder")
-    p.add_argument("-o", "--output", required=True, help="folder for the augmented shards")
-    p.add_argument("--copies", type=int, default=2, help="augmented versions per clip (2)")
-    p.add_argument("--exclude-groups", nargs="*", default=[], metavar="GROUP",
-                   help="speaker groups never augmented (held-out)")
-    p.add_argument("--exclude-groups-from", default=None, metavar="CONFIG",
-                   help="also exclude the val_groups of this training config (YAML)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_prepare_augment)
-
-
-def run_prepare_augment(args: argparse.Namespace) -> int:
-    groups = list(args.exclude_groups)
-    if args.exclude_groups_from:
-        groups += _groups_from_config(args.exclude_groups_from)
-    recs = augment_shards(args.input, args.output, copies=args.copies, exclude_groups=groups,
-                          seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
-    print(f"{len(recs)} augmented clips in {args.output} ({len(set(groups))} groups excluded)",
-          file=sys.stderr)
-    return 0

@@ -8,9 +8,7 @@ recogniser, and the distributions are put on the 25 fps grid of the audio featur
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import numpy as np
 from ..core.errors import DataError, SpeechfaceError
 from ..spaces.space import EMOTION8
 
-__all__ = ["emotion_targets_for_video", "add_emotion_targets", "build_prepare_emotion_parser"]
+__all__ = ["emotion_targets_for_video", "add_emotion_targets"]
 
 log = logging.getLogger(__name__)
 FPS = 25
@@ -269,41 +267,3 @@ def add_emotion_targets(shards: str | Path, recognizer: Any = None, *,
     rebuild_manifest(out)
     log.info("emotion8 targets: %d clips in %s (%.0f s)", len(done), out, time.time() - t0)
     return done
-
-
-def build_prepare_emotion_parser(psub: Any) -> None:
-    """Add ``speechface prepare emotion SHARDS [-o OUT] [--expression NAME]`` to ``prepare``.
-
-    Example (shell)::
-
-        speechface prepare emotion prepared/av_mediapipe -o prepared/av_emotion8
-    """
-    p = psub.add_parser("emotion", help="add FER+ teacher targets_emotion8 to prepared shards",
-                        description="Re-read each clip's source video, crop every frame's face "
-                                    "(MediaPipe box), score it with the FER+ expression teacher "
-                                    "and store per-frame targets_emotion8 in the clip.")
-    p.add_argument("shards", help="shard folder from 'speechface prepare av'")
-    p.add_argument("-o", "--output", default=None, help="write here (default: in place)")
-    p.add_argument("--expression", default=None, metavar="NAME",
-                   help="expression recogniser name or folder (default: the packaged FER+ model)")
-    p.add_argument("--model", default=None, help="face_landmarker.task (default: auto)")
-    p.add_argument("--margin", type=float, default=0.1, help="face crop margin per side")
-    p.add_argument("--box-cache", default=None, metavar="DIR",
-                   help="keep/reuse the MediaPipe face tracks here (a rerun skips MediaPipe)")
-    p.add_argument("--box-every", type=int, default=1, metavar="N",
-                   help="MediaPipe on every N-th frame, boxes interpolated between (default 1)")
-    p.add_argument("--overwrite", action="store_true", help="redo clips that have targets")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_prepare_emotion)
-
-
-def _run_prepare_emotion(args: argparse.Namespace) -> int:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    recs = add_emotion_targets(args.shards, args.expression, output=args.output,
-                               landmarker=args.model, margin=args.margin,
-                               overwrite=args.overwrite, progress=not args.quiet,
-                               box_cache=args.box_cache, box_every=args.box_every)
-    print(f"{len(recs)} clips hold targets_emotion8 in {args.output or args.shards}",
-          file=sys.stderr)
-    return 0

@@ -46,12 +46,10 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import re
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -65,7 +63,6 @@ from .openface import read_openface_csv, to_frame_grid
 from .shards import (
     SAMPLES_PER_FRAME,
     clip_is_complete,
-    list_clips,
     read_clip,
     rebuild_manifest,
     write_clip,
@@ -80,7 +77,6 @@ __all__ = [
     "clip_group",
     "select_shard",
     "parse_shard",
-    "run_prepare_av",
 ]
 
 log = logging.getLogger(__name__)
@@ -445,30 +441,3 @@ def prepare_av(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathL
     return [records[k] for k in sorted(records)]
 
 
-# --------------------------------------------------------------------------- command line
-def run_prepare_av(args: argparse.Namespace) -> int:
-    """Handler of ``speechface prepare av``; returns 0, or 1 when some clips failed.
-
-    Example:
-        >>> run_prepare_av(parser.parse_args(["prepare", "av", "clips", "-o", "out"]))  # doctest: +SKIP
-        0
-    """
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = Path(args.output)
-    recs = prepare_av(args.inputs, out, teacher=args.teacher, openface_dir=args.openface_dir,
-                      model_path=args.model, shard=args.shard, overwrite=args.overwrite,
-                      progress=not args.quiet, group_by=args.group_by, groups=args.groups,
-                      max_seconds=args.max_seconds)
-    i, n = parse_shard(args.shard)
-    part = out / ("manifest.json" if n == 1 else f"manifest.{i}of{n}.json")
-    failed = json.loads(part.read_text()).get("failed", []) if part.is_file() else []
-    frames = sum(int(r.get("n_frames", 0)) for r in recs)
-    seconds = sum(float(r.get("seconds", 0.0)) for r in recs)
-    total = len(list_clips(out))
-    print(f"prepared {len(recs)} clips ({frames} frames, {seconds / 60:.1f} min) in {out} "
-          f"[shard {i}/{n}; folder now holds {total} clips]; {len(failed)} failed",
-          file=sys.stderr)
-    for f in failed:
-        print(f"  failed: {f['file']}: {f['error']}", file=sys.stderr)
-    return 1 if failed else 0

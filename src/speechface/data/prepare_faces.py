@@ -26,11 +26,9 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import importlib
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +41,7 @@ from ..core.errors import DataError, ImageError, ModelError
 from ..spaces.space import AU17, EMOTION8, LANDMARKS68
 from .faces import IMAGE_EXTENSIONS
 
-__all__ = ["prepare_faces", "build_prepare_faces_parser", "run_prepare_faces", "list_images"]
+__all__ = ["prepare_faces", "list_images"]
 
 
 def list_images(image_dir: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
@@ -227,50 +225,3 @@ def prepare_faces(image_dir: str | os.PathLike[str], out_csv: str | os.PathLike[
             "n_no_face": len(no_face), "no_face": no_face[:50], "seconds": seconds,
             "images_per_s": len(paths) / max(seconds, 1e-9), "teacher": PROXY_NAME,
             "columns": columns}
-
-
-def build_prepare_faces_parser(prepare_subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``faces`` to the ``speechface prepare`` sub-parsers.
-
-    ``speechface prepare faces DIR -o labels.csv [--expression NAME] [--landmarks]
-    [--model PATH] [--recursive] [--min-confidence C] [--quiet]``
-
-    Example:
-        >>> import argparse
-        >>> parser = argparse.ArgumentParser(); sub = parser.add_subparsers()
-        >>> _ = build_prepare_faces_parser(sub)
-        >>> args = parser.parse_args(["faces", "imgs", "-o", "aus.csv"])
-        >>> args.func.__name__, args.output
-        ('run_prepare_faces', 'aus.csv')
-    """
-    p = prepare_subparsers.add_parser(
-        "faces", help="face images -> per-image AU CSV (MediaPipe proxy), for GANimation",
-        description="Label every face image of a folder with the MediaPipe FaceLandmarker's "
-                    "AU proxy (optionally emotion8) and write one OpenFace-style CSV "
-                    "(image,AU01_r,...,AU45_r) readable by FaceFolder.")
-    p.add_argument("image_dir", metavar="DIR", help="folder of face images")
-    p.add_argument("-o", "--output", required=True, help="CSV file to write")
-    p.add_argument("--teacher", choices=["mediapipe"], default="mediapipe")
-    p.add_argument("--expression", default=None, metavar="MODEL",
-                   help="also write emotion8 columns with this ExpressionRecognizer "
-                        "(name, folder or Hub id; 'default' = the packaged FER+ model)")
-    p.add_argument("--model", default=None, help="face_landmarker.task (default: auto)")
-    p.add_argument("--recursive", action="store_true", help="include sub-folders")
-    p.add_argument("--landmarks", action="store_true",
-                   help="also write the 68 landmarks x_0..x_67,y_0..y_67 (image-normalised)")
-    p.add_argument("--min-confidence", type=float, default=0.5)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_prepare_faces)
-    return p
-
-
-def run_prepare_faces(args: argparse.Namespace) -> int:
-    """Handler of ``speechface prepare faces``; prints a one-line summary on stderr."""
-    info = prepare_faces(args.image_dir, args.output, teacher=args.teacher,
-                         expression=args.expression, model_path=args.model,
-                         recursive=args.recursive, min_confidence=args.min_confidence,
-                         landmarks=args.landmarks, progress=not args.quiet)
-    print(f"wrote {info['csv']}: {info['n_labelled']} of {info['n_images']} images labelled "
-          f"({info['n_no_face']} without a face) in {info['seconds']:.1f} s "
-          f"({info['images_per_s']:.1f} img/s), AUs = {info['teacher']}", file=sys.stderr)
-    return 0

@@ -27,10 +27,8 @@ speaker-disjoint. Existing complete files are kept (a re-run resumes).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -46,7 +44,7 @@ from ..core.errors import DataError
 from ..spaces.space import get_space
 
 __all__ = ["LFW_MARGIN", "LFW_SHIFT", "FRAMES_FORMAT", "prepare_frames", "load_frame_clips",
-           "FrameClips", "random_pairs", "build_prepare_frames_parser", "run_prepare_frames"]
+           "FrameClips", "random_pairs"]
 
 #: Crop margin that reproduces the framing of ``../shared/data/faces128`` (LFW deep-funneled
 #: centre crops): median over 33 LFW faces of ``(128 / mesh box side - 1) / 2`` is 0.04.
@@ -274,48 +272,3 @@ def load_frame_clips(root: str | os.PathLike[str], space: str = "au17",
     return FrameClips(torch.from_numpy(np.concatenate(images)).permute(0, 3, 1, 2).contiguous(),
                       torch.from_numpy(np.concatenate(conds).astype(np.float32)),
                       torch.from_numpy(np.concatenate(clip)), names, groups)
-
-
-def build_prepare_frames_parser(prepare_subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``frames`` to the ``speechface prepare`` sub-parsers.
-
-    Example:
-        >>> import argparse
-        >>> parser = argparse.ArgumentParser(); sub = parser.add_subparsers()
-        >>> _ = build_prepare_frames_parser(sub)
-        >>> parser.parse_args(["frames", "clips", "-o", "out"]).size
-        64
-    """
-    p = prepare_subparsers.add_parser(
-        "frames", help="talking-face videos -> labelled face crops (paired translator data)",
-        description="Crop the face of every kept frame of talking-face videos (one crop box "
-                    "per clip, LFW framing), label it with the MediaPipe teacher (au17 proxy and "
-                    "68 landmarks) and write one npz per clip plus a manifest.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders")
-    p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--size", type=int, default=64, help="crop side in pixels (default 64)")
-    p.add_argument("--stride", type=int, default=2, help="keep every n-th frame (default 2)")
-    p.add_argument("--max-frames", type=int, default=None, help="kept frames per clip at most")
-    p.add_argument("--margin", type=float, default=LFW_MARGIN)
-    p.add_argument("--shift", type=float, default=LFW_SHIFT)
-    p.add_argument("--groups", default=None, help="JSON {clip name: group} (as prepare av)")
-    p.add_argument("--group-by", choices=["auto", "folder", "file"], default="auto")
-    p.add_argument("--shard", default=None, help="i/n: this writer's share of the videos")
-    p.add_argument("--model", default=None, help="face_landmarker.task (default: auto)")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=run_prepare_frames)
-    return p
-
-
-def run_prepare_frames(args: argparse.Namespace) -> int:
-    """Handler of ``speechface prepare frames``; prints a one-line summary on stderr."""
-    info = prepare_frames(args.inputs, args.output, size=args.size, stride=args.stride,
-                          margin=args.margin, shift=args.shift, max_frames=args.max_frames,
-                          groups=args.groups, group_by=args.group_by, shard=args.shard,
-                          model_path=args.model, overwrite=args.overwrite,
-                          progress=not args.quiet)
-    print(f"{info['out_dir']}: {info['n_written']} clips written ({info['n_frames']} frames), "
-          f"{info['n_kept']} kept, {info['n_skipped']} without a face, in "
-          f"{info['seconds']:.0f} s", file=sys.stderr)
-    return 0

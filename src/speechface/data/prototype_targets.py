@@ -26,8 +26,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -39,8 +37,7 @@ from ..spaces.space import AU_NAMES, EMOTION_AU_PROTOTYPES
 from .ravdess import RavdessDataset
 from .shards import SAMPLES_PER_FRAME, rebuild_manifest, write_clip
 
-__all__ = ["INTENSITY_SCALE", "prototype_target", "prepare_ravdess_prototypes",
-           "build_prepare_prototypes_parser", "TEACHER"]
+__all__ = ["INTENSITY_SCALE", "prototype_target", "prepare_ravdess_prototypes", "TEACHER"]
 
 #: Fraction of the prototype for RAVDESS's two intensities.
 INTENSITY_SCALE = {"normal": 0.6, "strong": 1.0}
@@ -109,22 +106,3 @@ def prepare_ravdess_prototypes(root: str | Path, out: str | Path, *,
     if n == 0:
         raise DataError(f"{root}: no RAVDESS speech clips for the chosen actors")
     return rebuild_manifest(out)
-
-
-def build_prepare_prototypes_parser(psub: Any) -> None:
-    """Add ``prepare prototypes`` to the ``prepare`` sub-parsers."""
-    p = psub.add_parser(
-        "prototypes", help="RAVDESS utterances with the FACS prototype AUs of their emotion",
-        description="Write RAVDESS speech clips as shards whose AU target is the EMFACS "
-                    "prototype of the acted emotion scaled by its intensity (normal 0.6, strong 1).")
-    p.add_argument("root", help="the RAVDESS folder (Actor_XX/*.flac)")
-    p.add_argument("-o", "--output", required=True, help="shard folder to write")
-    p.add_argument("--exclude-actors", nargs="*", type=int, default=[],
-                   help="actors to leave out entirely (e.g. the test actors)")
-    p.set_defaults(func=run_prepare_prototypes)
-
-
-def run_prepare_prototypes(args: argparse.Namespace) -> int:
-    recs = prepare_ravdess_prototypes(args.root, args.output, exclude_actors=args.exclude_actors)
-    print(f"{len(recs)} clips in {args.output}", file=sys.stderr)
-    return 0
