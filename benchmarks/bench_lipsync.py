@@ -168,9 +168,8 @@ def run_one(video: Path, photo_path: str, drive: str, seconds: float, translator
         lm = landmarks68_from_478(tr["mesh"], stable_face_boxes(xy, tr["found"]))
         lm = resample(lm, times, n).astype(np.float32)
         space = getattr(translator, "space", None)
-        main = Replay(lm if space is not None and space.name == "landmarks68" else au,
-                      "landmarks68" if space is not None and space.name == "landmarks68"
-                      else "au17")
+        points = space is not None and space.points
+        main = Replay(lm if points else au, "landmarks68" if points else "au17")
         lip_est = Replay(lm, "landmarks68")
         orig = A._default_models
 
