@@ -29,6 +29,26 @@ def _seed() -> None:
     np.random.seed(0)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    tiny tensors are fastest so, and a busy host cannot stall a thread pool."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """The example speech (``examples/data/speech.wav``: 8.8 s of real speech at 16 kHz), float32."""
+    import soundfile as sf
+
+    x, sr = sf.read(str(EXAMPLES / "speech.wav"), dtype="float32")
+    assert sr == 16000
+    return x
+
+
 @pytest.fixture
 def ravdess_clip() -> Path:
     return need_shared("data", "ravdess", "Actor_01", "03-01-03-02-02-01-01.flac")

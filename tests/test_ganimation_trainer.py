@@ -23,13 +23,7 @@ from speechface.training.ganimation import (
     total_variation,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_data(n: int = 12, seed: int = 0) -> FaceTensors:

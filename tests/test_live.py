@@ -25,10 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 SPEECH = EXAMPLES / "speech.wav"
 
 
-def stream_cli(*args: str, stdin: bytes | None = None, timeout: float = 120
-               ) -> subprocess.CompletedProcess[bytes]:
+def stream_cli(*args: str, stdin: bytes | None = None, timeout: float = 120,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "speechface.cli", "stream", *args],
-                          input=stdin, capture_output=True, cwd=REPO, timeout=timeout)
+                          input=stdin, capture_output=True, cwd=REPO, timeout=timeout, env=env)
 
 
 def receiver() -> socket.socket:
@@ -263,10 +263,7 @@ def test_microphone_through_portaudio_equals_stdin(tmp_path):
     (tmp_path / ".asoundrc").write_text(
         'pcm.!default {\n  type file\n  slave.pcm "null"\n  file "/dev/null"\n'
         f'  infile "{raw}"\n  format "raw"\n}}\n')
-    env = {**os.environ, "HOME": str(tmp_path)}
-    mic = subprocess.run([sys.executable, "-m", "speechface.cli", "stream", "mic", "--seconds",
-                          "2"], capture_output=True, cwd=REPO, timeout=120,
-                         env=env)
+    mic = stream_cli("mic", "--seconds", "2", env={**os.environ, "HOME": str(tmp_path)})
     assert mic.returncode == 0, mic.stderr.decode()
     ref = stream_cli("-", "--pcm", "f32le", stdin=wave.tobytes())
     assert ref.returncode == 0, ref.stderr.decode()

@@ -19,13 +19,7 @@ from speechface.core.errors import AudioError
 from speechface.speech import longform
 from speechface.speech.longform import is_long, predict_long, predict_stdin
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -36,12 +36,7 @@ class Killed(BaseException):
     """Stands for SIGKILL: nothing after it runs, nothing is cleaned up."""
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _killed_then_resumed(monkeypatch, make, kill_at: int):

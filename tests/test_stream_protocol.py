@@ -8,10 +8,8 @@ import re
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
-from conftest import EXAMPLES
 from speechface import SpeechEstimator
 from speechface.audio.features import (
     FeatureExtractor,
@@ -26,19 +24,7 @@ from speechface.speech.estimators import WindowStream, create_estimator, list_es
 from speechface.speech.longform import features_from_blocks, predict_long
 from speechface.speech.streaming import StreamingError, stream_support
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def speech() -> np.ndarray:
-    x, _ = sf.read(str(EXAMPLES / "speech.wav"), dtype="float32")
-    return x
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _random_cuts(n: int, seed: int) -> list[int]:

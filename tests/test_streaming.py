@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
-from conftest import EXAMPLES
 from speechface import AUEstimator, EmotionEstimator, SpeechEstimator
 from speechface.audio import resample
 from speechface.core.errors import AudioError, SpeechfaceError
@@ -17,21 +15,7 @@ ARCHS = ["cnn", "dcnn", "mlp", "cnn_gru"]
 LATENCY_S = {"cnn": 0.36, "dcnn": 3.24, "mlp": 0.04, "cnn_gru": 0.24}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Per-chunk tensors are tiny: a thread pool only adds overhead (and stalls on a busy host)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def speech() -> np.ndarray:
-    """The example speech (8.8 s at 16 kHz, real espeak-ng speech) as float32."""
-    x, sr = sf.read(str(EXAMPLES / "speech.wav"), dtype="float32")
-    assert sr == 16000
-    return x
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(arch: str, space: str | None = None) -> SpeechEstimator:

@@ -27,13 +27,7 @@ from speechface.spaces import AU17, EMOTION8
 TINY = {"image_size": 32, "conv_dim": 8, "repeat_num": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convolutions are fastest (and immune to a busy machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_translator(space: str = "au17") -> Translator:
