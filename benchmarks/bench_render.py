@@ -55,6 +55,9 @@ ROWS = {"AU01": {"AU01": 3}, "AU02": {"AU02": 3}, "AU04": {"AU04": 3}, "AU06": {
         "AU12": {"AU12": 3}, "AU15": {"AU15": 3}, "AU45": {"AU45": 3},
         "AU25+26": {"AU25": 3, "AU26": 3}, "AU26 alone": {"AU26": 3}}
 UPPER = {"AU01", "AU02", "AU04", "AU06", "AU45"}
+#: MediaPipe mesh points of the four eye corners (outer left, inner left, inner right, outer
+#: right): the jitter is theirs, and the inter-ocular distance is outer to outer.
+EYE_CORNERS = [33, 133, 362, 263]
 
 
 def photos() -> list[str]:
@@ -121,18 +124,16 @@ def expression(tr) -> None:
         print(f"{row:11s} {cells}")
 
 
-#: MediaPipe mesh points: eye centres (for the inter-ocular distance), the middle of each lower
-#: lid, and a point on each cheek below the eye.
-EYES = ((33, 133), (362, 263))
+#: MediaPipe mesh points: the middle of each lower lid, and a point on each cheek below the eye.
 LOWER_LID = (145, 374)
 CHEEK = (50, 280)
 
 
 def lid_cheek_rise(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
     """Upward motion of the lower lids and cheeks from ``before`` to ``after`` (``(478, 2)``
-    pixel landmarks), in % of the inter-ocular distance of ``before`` (image y grows down)."""
-    centres = [before[list(e)].mean(0) for e in EYES]
-    iod = float(np.linalg.norm(centres[0] - centres[1]))
+    pixel landmarks), in % of the inter-ocular distance of ``before`` (outer eye corners, as for
+    the jitter; image y grows down)."""
+    iod = float(np.linalg.norm(before[EYE_CORNERS[0]] - before[EYE_CORNERS[-1]]))
     rise = lambda pts: float(np.mean(before[list(pts), 1] - after[list(pts), 1]) / iod * 100)  # noqa: E731
     return {"lower lid": rise(LOWER_LID), "cheek": rise(CHEEK)}
 
@@ -147,7 +148,6 @@ def quality(tr) -> None:
     print("\n== stability and quality (example speech, animate defaults)")
     print(f"{'photo':14s} {'jitter %IOD':>11s} {'std %IOD':>9s} {'photo noise':>11s} "
           f"{'sharpness':>9s} {'changed outside crop':>20s}")
-    corners = [33, 133, 362, 263]
     for p in photos():
         photo = load_image(p)
         anim = animate(SPEECH, photo, translator=tr, progress=False)
@@ -164,7 +164,7 @@ def quality(tr) -> None:
                 for k, f in enumerate(frames):
                     c = np.ascontiguousarray(f[by0:by1, bx0:bx1])
                     obs = t.observe(c, 1000 + 40 * k)
-                    pts.append(obs.landmarks[corners, :2] * [c.shape[1], c.shape[0]]
+                    pts.append(obs.landmarks[EYE_CORNERS, :2] * [c.shape[1], c.shape[0]]
                                if obs.found else np.full((4, 2), np.nan))
             return np.array(pts)
 
