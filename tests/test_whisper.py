@@ -175,6 +175,26 @@ def test_bad_arguments_say_what_is_wrong(tmp_path: Path) -> None:
         load_whisper_encoder(str(tmp_path))
 
 
+def test_padding_to_30_s_is_whispers_own_input() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(16000 * 2) * 0.1
+    fx = WhisperFeatures(layer=2, pad_seconds=30)
+    out = fx(x)
+    assert out.shape == (384, 50)
+    assert fx.config()["pad_seconds"] == 30
+    # the encoder on the log-mel of the audio followed by silence up to 30 s (3000 mel frames)
+    mel = whisper_log_mel(torch.nn.functional.pad(x, (0, 16000 * 28))[None])
+    assert mel.shape[-1] == 3000
+    h = load_whisper_encoder()(mel, 2)[0]
+    n = 10
+    assert torch.allclose(out[:, n], 0.5 * h[2 * n] + 0.25 * (h[2 * n - 1] + h[2 * n + 1]),
+                          atol=1e-4)
+    # the padding changes the states (the encoder attends to the silence too)
+    assert (out - WhisperFeatures(layer=2)(x)).abs().max() > 1e-2
+    with pytest.raises(ValueError, match="pad_seconds"):
+        WhisperFeatures(pad_seconds=5)
+
+
 def test_utterance_normalisation_standardises_each_dimension() -> None:
     fx = WhisperFeatures(normalize="utterance")
     out = fx(torch.randn(16000 * 2) * 0.1)

@@ -17,6 +17,8 @@ and 2 frames) and writes ``runs/exp/NAME.json`` and the development predictions
     python docs/scripts/arkit_dev_variants.py zscore --zscore
     python docs/scripts/arkit_dev_variants.py grid40 --grid_frac 0.4
     python docs/scripts/arkit_dev_variants.py seed1 --seed 1
+    python docs/scripts/arkit_dev_variants.py pad30 --pad 30
+    python docs/scripts/arkit_dev_variants.py half --speaker_frac 0.5
 """
 
 import argparse
@@ -51,7 +53,7 @@ DEV = [
 MOUTH = [ARKIT52_NAMES.index(n) for n in SPEECH_MOUTH]
 
 
-def load(layers):
+def load(layers, pad=None):
     held = set(yaml.safe_load(open("configs/arkit_cnn_whisper.yaml"))["val_groups"])
     per = []
     for L in layers:
@@ -60,7 +62,7 @@ def load(layers):
                 ["prepared/av_mediapipe", "prepared/av_aug"],
                 "blendshapes52",
                 "whisper",
-                {"layer": L, "normalize": "utterance"},
+                {"layer": L, "normalize": "utterance", **({"pad_seconds": pad} if pad else {})},
             )
         )
     clips = per[0]
@@ -137,6 +139,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("name")
     ap.add_argument("--layers", default="2")
+    ap.add_argument("--pad", type=float, default=None, help="Whisper pad_seconds (30: padded)")
     ap.add_argument("--channels", default="256,128,128,64,64,64,64,64")
     ap.add_argument("--dilations", default="1,1,1,1,1,1,1,1")
     ap.add_argument("--kernel", type=int, default=3)
@@ -149,6 +152,10 @@ def main():
     ap.add_argument("--ccc_w", type=float, default=1.0)
     ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--speaker_frac", type=float, default=1.0,
+        help="train on this share of the non-GRID-s1 training speakers (learning curve)",
+    )
     ap.add_argument("--eval_every", type=int, default=100)
     ap.add_argument(
         "--grid_frac", type=float, default=0.0, help="share of windows from grid_s1 (0 = by length)"
@@ -157,7 +164,12 @@ def main():
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
     t0 = time.time()
-    train, dev = load([int(x) for x in a.layers.split(",")])
+    train, dev = load([int(x) for x in a.layers.split(",")], a.pad)
+    if a.speaker_frac < 1.0:
+        others = sorted({c.group for c in train if c.group != "grid_s1"})
+        keep = set(np.random.default_rng(a.seed).permutation(others)[: round(a.speaker_frac * len(others))])
+        train = [c for c in train if c.group == "grid_s1" or c.group in keep]
+        print(f"speakers: grid_s1 + {len(keep)} of {len(others)}", flush=True)
     print(f"loaded {len(train)} train {len(dev)} dev in {time.time() - t0:.0f}s", flush=True)
     allf = torch.cat([c.features for c in train])
     fm, fs = allf.mean(0), allf.std(0) + 1e-5
