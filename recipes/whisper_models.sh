@@ -25,6 +25,9 @@ speechface evaluate MLP-W="$OUT/au17w/mlp/best" RNN-W="$OUT/au17w/rnn/best" CNN-
   CNN="$OUT/au17a/cnn/best" DCNN="$OUT/au17a/dcnn/best" --data "$PREP" -o "$OUT/eval_table1"
 # the packaged AU model: the CNN with wider channels and an L1 + CCC loss
 speechface train estimator --config configs/cause_cnn_whisper_ccc.yaml --set progress=false
+# the model animate drives with (cnn.au17-whisper): the same network with its dynamics gain
+python recipes/dynamics_gain.py "$OUT/au17w/cnn_wide_ccc/best" --config configs/cause_cnn_whisper_ccc.yaml \
+  -o "$OUT/au17w/animate"
 python benchmarks/heldout_speech.py CNN-W-CCC="$OUT/au17w/cnn_wide_ccc/best" CNN-W="$OUT/au17w/cnn/best" DCNN-W="$OUT/au17w/dcnn/best" \
   CNN="$OUT/au17a/cnn/best" --json "$OUT/heldout.json"
 speechface calibrate CNN-W-CCC="$OUT/au17w/cnn_wide_ccc/best" CNN-W="$OUT/au17w/cnn/best" \
@@ -57,4 +60,11 @@ python docs/scripts/eval_blendshapes52.py X4="$OUT/blendshapes52/cnn_whisper_x4"
   --config configs/arkit_cnn_whisper.yaml -o "$OUT/eval_blendshapes52"
 python benchmarks/heldout_landmarks.py ARKIT="$OUT/landmarks68_arkit" OLD=cnn_gru.landmarks68-mediapipe \
   --data "$PREP" --config configs/landmarks_cnn_whisper_ccc.yaml --json "$OUT/heldout_landmarks.json"
+# the mouth-sync driver compared on the development split (docs/model-quality.md, lip sync)
+for seed in 0 1; do
+  speechface train estimator --config configs/cause_cnn_whisper_ccc_dev.yaml --set progress=false \
+    seed=$seed out_dir="$OUT/au17w/ccc_dev_s$seed"
+done
+for seed in 0 1 2 3; do python docs/scripts/arkit_dev_variants.py "base_s$seed" --seed "$seed"; done
+python docs/scripts/mouth_driver_dev.py --au "$OUT"/au17w/ccc_dev_s{0,1}/best --arkit base_s{0,1,2,3}
 echo "model folders under $OUT (copy them to src/speechface/pretrained/<name> to package them)"
