@@ -24,10 +24,10 @@ with the first rows of the position table (as the reference implementation's che
 ``pad_seconds=30`` pads every encoder window with silence to 30 s, the only input Whisper saw in
 training (the states of the audio's frames are kept; the encoder also attends to the silence).
 It costs about 9x the encoder time of a 3 s clip (0.22 s against 0.025 s with 2 blocks on one
-thread) and changes the states by a relative RMS of 0.29 (block 2, per-utterance normalised);
-the ARKit model ``cnn.blendshapes52-whisper`` uses it, because on a development split of the
-training speakers it made every seed's ``jawOpen`` follow the teacher better
-(``configs/arkit_cnn_whisper.yaml``). **Long audio**
+thread) and changes the states by a relative RMS of 0.29 (block 2, per-utterance normalised),
+but it did not help: the ARKit recipe trained on padded features predicts the development
+speakers' mouths as well as on unpadded ones (8 seeds each: jawOpen r 0.518 against 0.522, 16
+mouth blendshapes 0.321 against 0.323; ``docs/avatars.md``), so no packaged model uses it. **Long audio**
 (more than ``window_seconds``, 10 s by default, at most the encoder's 30 s / 1500 positions) goes
 through in windows of ``window_seconds`` that overlap by ``overlap_seconds`` (2 s); each window's
 outer ``overlap/2`` frames are dropped, so every kept frame has at least 1 s of context on both
