@@ -59,13 +59,15 @@ FPS = 25.0
 JAW = 25  # BLENDSHAPE_NAMES.index("jawOpen")
 
 
-def heldout_clips() -> list[Path]:
-    """The video files of the speech models' held-out groups (configs/cause_cnn.yaml)."""
+def heldout_clips(config: str = "configs/cause_cnn.yaml") -> list[Path]:
+    """The video files of a config's ``val_groups``: the speech models' held-out groups
+    (configs/cause_cnn.yaml), or the development split of the training speakers
+    (configs/arkit_cnn_whisper_dev.yaml, for choosing pipeline options without the held-out)."""
     import yaml
 
     from speechface.data.prepare import clip_group, find_videos
 
-    cfg = yaml.safe_load((REPO / "configs" / "cause_cnn.yaml").read_text())
+    cfg = yaml.safe_load((REPO / config).read_text())
     groups = json.loads((REPO / "configs" / "av_clips_groups.json").read_text())
     val = set(cfg["val_groups"])
     vids = find_videos([SHARED / "data" / "av_clips"])
@@ -195,8 +197,14 @@ def run_one(video: Path, photo_path: str, drive: str, seconds: float, translator
         gg, rr, oo = (g[k:], r[:m - k], ok[k:]) if k >= 0 else (g[:m + k], r[-k:], ok[:m + k])
         lags[k] = float(np.corrcoef(gg[oo], rr[oo])[0, 1]) if oo.sum() > 3 and gg[oo].std() > 0 \
             else 0.0
+    # the renderer's fidelity: the read-back opening against the AU26 it was asked to draw
+    asked = np.asarray(anim.driving, np.float64)[:m, 15] if np.ndim(anim.driving) == 2 and \
+        np.shape(anim.driving)[1] == 17 else None
+    r_asked = float(np.corrcoef(g[ok], asked[ok])[0, 1]) if asked is not None and ok.sum() > 3 \
+        and g[ok].std() > 0 and asked[ok].std() > 0 else float("nan")
     return {"clip": video.name, "photo": Path(photo_path).name, "drive": drive,
             "frames": int(m), "found": float(ok.mean()), "r": corr, "r_lag": lags,
+            "r_asked": r_asked,
             "gen_std": float(np.nanstd(g)), "real_std": float(r.std()),
             "std_ratio": float(np.nanstd(g) / max(r.std(), 1e-6)),
             "translator": anim.info.get("translator"), "lipsync": anim.info.get("lipsync"),
@@ -229,6 +237,10 @@ def summarise(rows: list[dict]) -> None:
         clip_means = np.array([np.mean(v) for v in per_clip.values()])
         lo, hi = bootstrap_ci(clip_means)
         ratios = np.array([r["std_ratio"] for r in sub])
+        asked = [r.get("r_asked", float("nan")) for r in sub]
+        if np.isfinite(asked).any():
+            print(f"  renderer fidelity: mean r of the read-back jawOpen with the AU26 asked for "
+                  f"{np.nanmean(asked):+.3f}")
         if all("r_lag" in r for r in sub):
             print("  mean r with the generated track k frames later: " + "  ".join(
                 f"{k:+d}: {np.mean([r['r_lag'][k] for r in sub]):+.3f}" for k in range(-3, 4)))
@@ -264,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=0, help="at most this many clips (0 = all)")
     p.add_argument("--photos", nargs="*", default=None)
     p.add_argument("--json", default=None, help="write the per-animation rows here")
+    p.add_argument("--clip-set", choices=["heldout", "dev"], default="heldout",
+                   help="heldout: the speech models' unseen speakers (default); dev: 9 training "
+                   "speakers (the development split), to compare pipeline options without "
+                   "touching the held-out clips (the packaged speech models trained on them)")
     args = p.parse_args(argv)
     translator = None
     if args.translator:
@@ -281,10 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         **({} if args.mouth_smoothing is None else {"smoothing": args.mouth_smoothing}))
     photos = args.photos or sorted(glob.glob(str(SHARED / "data" / "faces" / "*.jpg"))) + \
         [str(REPO / "examples" / "data" / "astronaut.jpg")]
-    clips = heldout_clips()
+    clips = heldout_clips("configs/arkit_cnn_whisper_dev.yaml" if args.clip_set == "dev"
+                          else "configs/cause_cnn.yaml")
     if args.clips:
         clips = clips[: args.clips]
-    print(f"load average {os.getloadavg()}; {len(clips)} held-out clips x {len(photos)} photos, "
+    print(f"load average {os.getloadavg()}; {len(clips)} {args.clip_set} clips x {len(photos)} photos, "
           f"{args.seconds:g} s each", flush=True)
     rows = []
     t0 = time.time()
