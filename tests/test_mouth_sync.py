@@ -92,6 +92,24 @@ def test_apply_jaw_transfer_inverts_a_curve_with_a_dead_zone() -> None:
     np.testing.assert_array_equal(flat, au)
 
 
+def test_apply_jaw_transfer_limits_the_gain_of_an_under_read_face() -> None:
+    levels = np.array([0.0, 1.0, 2.0, 3.0])
+    read = np.array([0.0, 0.1, 0.2, 0.3])            # the widest opening reads as 0.3
+    au = np.zeros((3, 17), np.float32)
+    au[:, 15] = [0.15, 0.5, 1.0]
+    # as read: 0.15 -> 1.5, and everything above 0.3 -> the widest opening
+    np.testing.assert_allclose(apply_jaw_transfer(au, levels, read)[:, 15], [1.5, 3.0, 3.0])
+    # trusted up to a gain of 2: the curve is scaled to reach 3 / 2 = 1.5 at the top
+    out = apply_jaw_transfer(au, levels, read, max_gain=2.0)
+    np.testing.assert_allclose(out[:, 15], [0.3, 1.0, 2.0], atol=1e-6)
+    # a curve that already reaches 3 / max_gain is used as read
+    good = np.array([0.0, 0.8, 1.6, 2.4])
+    np.testing.assert_allclose(apply_jaw_transfer(au, levels, good, max_gain=2.0),
+                               apply_jaw_transfer(au, levels, good))
+    with pytest.raises(ValueError, match="max_gain"):
+        apply_jaw_transfer(au, levels, read, max_gain=0.0)
+
+
 def test_fit_mouth_target_is_a_median_over_speakers() -> None:
     a = np.zeros((40, 17))
     a[:, 15] = np.arange(40) % 2            # median 0.5, std 0.5

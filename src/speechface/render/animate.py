@@ -502,7 +502,7 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
         from .mouth_sync import apply_jaw_transfer, jaw_transfer
 
         levels, read = jaw_transfer(translator, crop.image)
-        cond = apply_jaw_transfer(cond, levels, read)
+        cond = apply_jaw_transfer(cond, levels, read, max_gain=mouth.photo_max_gain)
         mouth_info = {**(mouth_info or {}), "photo_response": [round(float(v), 3) for v in read]}
     lips = None
     auto = lipsync is None
