@@ -26,6 +26,11 @@ targets are mean r >= 0.5 and a std ratio within 0.6-1.5. The speech drive runs 
 mouth sync (:mod:`speechface.render.mouth_sync`; ``--mouth-off driver,co,spread,photo|all`` and
 ``--mouth-smoothing`` leave steps out, ``--co-driver`` picks another ARKit model); the real drive
 runs the renderer alone (``--real-photo``: with the mouth sync's photo step).
+``--clip-set dev`` animates the development speakers' clips instead (9 training speakers; for
+choosing pipeline options without the held-out clips), ``--photo-max-gain`` sets the photo
+step's gain limit, and the summary also prints the renderer's fidelity (r of the read-back
+jawOpen with the ``AU26`` the renderer was asked for) and the share of frames asked for the
+widest opening.
 
 Measured on 2026-12-04 (44 animations, shared 2-core machine, load average 6-10;
 ``docs/model-quality.md`` has the per-photo numbers and every step left out):
@@ -34,6 +39,9 @@ Measured on 2026-12-04 (44 animations, shared 2-core machine, load average 6-10;
   at the end of the day): mean r **0.499** [0.400, 0.585], std ratio **0.91** (IQR 0.63-1.94):
   the std ratio target met, r 0.001 short of 0.5; with the earlier single-network ARKit model
   r 0.506 [0.404, 0.593], std ratio 0.93;
+- the same after the photo step's gain limit (evening): unchanged on these four photos (0.499);
+  with 12 LFW photos instead (``--photos``): r 0.470 [0.367, 0.556], std ratio 0.72 (0.461 /
+  0.75 without the limit), fidelity 0.79 (0.85 on the four photos);
 - ``--drive speech --mouth-off all`` (the default before the mouth sync): r 0.411
   [0.334, 0.489], std ratio 0.30 (0.17-0.52);
 - ``--drive real``: r 0.751 [0.652, 0.837], std ratio 0.54 (0.33-0.87) (an earlier run of the
