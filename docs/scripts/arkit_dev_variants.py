@@ -19,6 +19,8 @@ and 2 frames) and writes ``runs/exp/NAME.json`` and the development predictions
     python docs/scripts/arkit_dev_variants.py seed1 --seed 1
     python docs/scripts/arkit_dev_variants.py pad30 --pad 30
     python docs/scripts/arkit_dev_variants.py half --speaker_frac 0.5
+    python docs/scripts/arkit_dev_variants.py t0 --save   # (t0..t3), then self-training:
+    python docs/scripts/arkit_dev_variants.py st0 --pseudo t0,t1,t2,t3
 """
 
 import argparse
@@ -135,6 +137,40 @@ def metrics(preds, dev):
     return out
 
 
+def pseudo_clips(names, fm, fs):
+    """RAVDESS utterances (actors 1-22 except the emotion models' held-out 3, 8, 15, 22) with the
+    averaged outputs of saved runs as targets: new voices for self-training."""
+    from speechface.data.clips import load_ravdess_clips
+
+    nets = []
+    for n in names:
+        ck = torch.load(f"runs/exp/{n}.pt")
+        ar = ck["args"]
+        net = CNN(
+            in_features=len(fm),
+            space="blendshapes52",
+            channels=[int(x) for x in ar["channels"].split(",")],
+            dilations=[int(x) for x in ar["dilations"].split(",")],
+            kernel_size=ar["kernel"],
+            proj=ar["proj"],
+            dropout=ar["dropout"],
+        )
+        net.load_state_dict(ck["state"])
+        nets.append(net.eval())
+    actors = [k for k in range(1, 23) if k not in (3, 8, 15, 22)]
+    clips = load_ravdess_clips(
+        "../shared/data/ravdess", actors, feature="whisper",
+        feature_args={"layer": 2, "normalize": "utterance"},
+    )
+    with torch.no_grad():
+        for c in clips:
+            x = ((c.features - fm) / fs)[None]
+            c.targets = torch.stack([n(x)[0] for n in nets]).mean(0).clamp(0, 1)
+            c.mask = torch.ones(len(c.features), dtype=torch.bool)
+    print(f"pseudo-labelled {len(clips)} RAVDESS clips with {names}", flush=True)
+    return clips
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("name")
@@ -156,6 +192,13 @@ def main():
         "--speaker_frac", type=float, default=1.0,
         help="train on this share of the non-GRID-s1 training speakers (learning curve)",
     )
+    ap.add_argument("--save", action="store_true", help="save the best network to runs/exp/NAME.pt")
+    ap.add_argument(
+        "--pseudo", default="",
+        help="comma-separated saved runs (--save) whose averaged outputs on RAVDESS speech (actors "
+        "not held out by the emotion models) join the training targets (self-training)",
+    )
+    ap.add_argument("--pseudo_frac", type=float, default=0.3, help="share of windows from --pseudo")
     ap.add_argument("--eval_every", type=int, default=100)
     ap.add_argument(
         "--grid_frac", type=float, default=0.0, help="share of windows from grid_s1 (0 = by length)"
@@ -184,6 +227,7 @@ def main():
         proj=a.proj,
         dropout=a.dropout,
     )
+    pseudo = pseudo_clips(a.pseudo.split(","), fm, fs) if a.pseudo else []
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     rng = np.random.default_rng(a.seed)
     crop = 128
@@ -218,6 +262,8 @@ def main():
         xs, ys, ms = [], [], []
         for i in idx:
             c = train[i]
+            if pseudo and rng.random() < a.pseudo_frac:
+                c = pseudo[int(rng.integers(len(pseudo)))]
             s = int(rng.integers(0, max(1, len(c.features) - crop + 1)))
             xs.append((c.features[s : s + crop] - fm) / fs)
             ys.append(c.targets[s : s + crop])
@@ -247,6 +293,8 @@ def main():
         "seconds": time.time() - t0,
     }
     Path("runs/exp").mkdir(parents=True, exist_ok=True)
+    if a.save:
+        torch.save({"state": best[2], "args": vars(a), "fm": fm, "fs": fs}, f"runs/exp/{a.name}.pt")
     Path(f"runs/exp/{a.name}.json").write_text(json.dumps(res, indent=1))
     np.savez_compressed(f"runs/exp/{a.name}_dev.npz", *best[1])
     print(a.name, res["summary"], flush=True)
