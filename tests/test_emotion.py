@@ -67,6 +67,22 @@ def test_ravdess_clips_have_one_hot_labels_without_contempt(tiny_ravdess) -> Non
     assert int(clips[0].targets[0].argmax()) == EMOTION8.index("happiness")
 
 
+def test_ravdess_clips_with_augmented_copies(tiny_ravdess) -> None:
+    plain = load_ravdess_clips(tiny_ravdess, actors=[1])
+    aug = load_ravdess_clips(tiny_ravdess, actors=[1], augment_copies=2, seed=3)
+    assert [c.name for c in aug[:3]] == [plain[0].name, plain[0].name + "__aug0",
+                                        plain[0].name + "__aug1"]
+    assert len(aug) == 9 and {c.group for c in aug} == {"Actor_01"}
+    assert torch.equal(aug[0].features, plain[0].features)       # the original is unchanged
+    for c in aug[1:3]:   # a transformed copy: other features, same label on every frame
+        assert not torch.equal(c.features[:10], plain[0].features[:10])
+        assert int(c.targets.argmax(1).unique().item()) == EMOTION8.index("happiness")
+    again = load_ravdess_clips(tiny_ravdess, actors=[1], augment_copies=2, seed=3)
+    assert torch.equal(again[1].features, aug[1].features)       # seeded
+    with pytest.raises(ValueError, match="augment_copies"):
+        load_ravdess_clips(tiny_ravdess, actors=[1], augment_copies=-1)
+
+
 def test_supervised_route_trains_and_reports_via_cli(tiny_ravdess, tmp_path) -> None:
     import json
 

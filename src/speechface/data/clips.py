@@ -139,7 +139,8 @@ def split_groups(clips: list[TrainClip], val_groups: list[str] | None, val_fract
 
 def load_ravdess_clips(root: str | Path, actors: list[int] | None = None, *,
                        feature: str = "logmel", feature_args: dict[str, Any] | None = None,
-                       keep_audio: bool = False) -> list[TrainClip]:
+                       keep_audio: bool = False, augment_copies: int = 0,
+                       seed: int = 0) -> list[TrainClip]:
     """RAVDESS utterances as :class:`TrainClip` s with one-hot EMOTION8 targets on every frame.
 
     Args:
@@ -147,6 +148,11 @@ def load_ravdess_clips(root: str | Path, actors: list[int] | None = None, *,
         actors: actor numbers to load (default all).
         feature, feature_args: the feature extractor (must match the model's).
         keep_audio: also keep the 16 kHz waveform.
+        augment_copies: also this many transformed copies of every utterance
+            (:func:`speechface.data.augment.augment_audio`: speed, equalisation or a telephone
+            band, reverberation, noise, level; seeded by ``seed``), named ``<stem>__aug<k>``
+            in the same actor group: RAVDESS is one studio and one level per emotion, and a model
+            trained on it alone reads other microphones, rooms and levels as other emotions.
 
     Returns:
         Clips named by the RAVDESS file stem, grouped by actor (``"Actor_05"``); every frame is
@@ -163,17 +169,29 @@ def load_ravdess_clips(root: str | Path, actors: list[int] | None = None, *,
 
     ds = RavdessDataset(root, actors=actors, with_audio=False, vocal_channel="speech")
     fx = FEATURES.create(feature, **(feature_args or {}))
+    if augment_copies < 0:
+        raise ValueError(f"augment_copies must be >= 0, got {augment_copies}")
+    rng = np.random.default_rng(seed)
     clips: list[TrainClip] = []
     for item in ds.items:
         wave = load_audio(item.path, target_rate=int(getattr(fx, "sample_rate", 16000)))
-        with torch.no_grad():
-            feats = fx(wave).T.contiguous()
-        t = feats.shape[0]
-        if t < 1:
-            raise DataError(f"{item.path}: too short for one feature frame")
-        y = torch.zeros(t, EMOTION8.dim)
-        y[:, item.emotion8] = 1.0
-        clips.append(TrainClip(name=item.info.name, group=f"Actor_{item.actor:02d}",
-                               features=feats, targets=y, mask=torch.ones(t, dtype=torch.bool),
-                               audio=wave if keep_audio else None))
+        versions = [(item.info.name, wave)]
+        if augment_copies:
+            from .augment import augment_audio
+
+            for k in range(augment_copies):
+                aug, _ = augment_audio(wave.numpy(), rng)
+                versions.append((f"{item.info.name}__aug{k}", torch.from_numpy(aug)))
+        for name, w in versions:
+            with torch.no_grad():
+                feats = fx(w).T.contiguous()
+            t = feats.shape[0]
+            if t < 1:
+                raise DataError(f"{item.path}: too short for one feature frame")
+            y = torch.zeros(t, EMOTION8.dim)
+            y[:, item.emotion8] = 1.0
+            clips.append(TrainClip(name=name, group=f"Actor_{item.actor:02d}",
+                                   features=feats, targets=y,
+                                   mask=torch.ones(t, dtype=torch.bool),
+                                   audio=w if keep_audio else None))
     return clips

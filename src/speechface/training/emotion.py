@@ -89,6 +89,10 @@ class EmotionTrainConfig(EstimatorTrainConfig):
         gain_db: training augmentation: each clip's level is shifted by a random gain in
             ``[-gain_db, gain_db]`` dB (an offset of the log-mel features; 0 = off), so that the
             model does not tell speakers' recording levels for emotions.
+        augment_copies: ravdess route: also train on this many transformed copies of every
+            training utterance (speed, EQ / telephone band, reverberation, noise, level;
+            :func:`~speechface.data.clips.load_ravdess_clips`), so that another microphone,
+            room or level is not read as another emotion (0 = off).
         export_to: also copy the final model folder (with its card) here, e.g. into
             ``src/speechface/pretrained/<name>``.
         eval_batch_size: batch size of the held-out evaluation.
@@ -96,7 +100,7 @@ class EmotionTrainConfig(EstimatorTrainConfig):
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"route": ROUTES, "pool": ("probs", "logits")}
     BOUNDS: ClassVar[dict[str, str]] = {"freq_mask": ">=0", "time_mask": ">=0", "gain_db": ">=0",
-                                        "frame_weight": ">=0"}
+                                        "frame_weight": ">=0", "augment_copies": ">=0"}
 
     arch: str = "dcnn"
     space: str = "emotion8"
@@ -110,6 +114,7 @@ class EmotionTrainConfig(EstimatorTrainConfig):
     freq_mask: int = 0
     time_mask: int = 0
     gain_db: float = 0.0
+    augment_copies: int = 0
     export_to: str | None = None
     eval_batch_size: int = 16
 
@@ -263,7 +268,9 @@ def emotion_model_card(model: Any, cfg: EmotionTrainConfig, test: dict[str, Any]
                  f"per-frame softmax over the utterance (pool={cfg.pool})")
         aug = [f"level +-{cfg.gain_db:g} dB" if cfg.gain_db else "",
                f"frequency mask <= {cfg.freq_mask} bins" if cfg.freq_mask else "",
-               f"time mask <= {cfg.time_mask} frames" if cfg.time_mask else ""]
+               f"time mask <= {cfg.time_mask} frames" if cfg.time_mask else "",
+               f"{cfg.augment_copies} transformed copies of every training utterance (speed, "
+               "EQ / telephone band, reverberation, noise, level)" if cfg.augment_copies else ""]
         aug = [a for a in aug if a]
         route += (f"; augmentation: {', '.join(aug)}" if aug else "") + "."
         if cfg.init_from:
@@ -352,7 +359,8 @@ def train_emotion(cfg: EmotionTrainConfig, config_path: str | None = None) -> di
             raise DataError(f"{root}: no clips of actors {missing}")
         train_actors = [a for a in all_actors if a not in held]
         train = load_ravdess_clips(root, train_actors, feature=feat_name,
-                                   feature_args=cfg.feature_args)
+                                   feature_args=cfg.feature_args,
+                                   augment_copies=cfg.augment_copies, seed=cfg.seed)
         val = load_ravdess_clips(root, list(cfg.val_actors), feature=feat_name,
                                  feature_args=cfg.feature_args)
         cfg.info = {**cfg.info, "route": "ravdess", "data": "RAVDESS speech (16 kHz)",
