@@ -34,7 +34,7 @@ speechface calibrate CNN-W-CCC="$OUT/au17w/cnn_wide_ccc/best" CNN-W="$OUT/au17w/
   --openface "$SHARED"/data/ravdess_openface/*.csv --audio-root "$SHARED/data/ravdess" \
   --method floor --floor 0.1 --name cnn.au17-whisper-openface -o "$OUT/au17w/default"
 speechface train estimator --config configs/landmarks_cnn_gru_whisper.yaml --set progress=false
-speechface train emotion --config configs/emotion_ravdess_whisper.yaml
+speechface train emotion --config configs/emotion_ravdess_whisper_aug.yaml
 speechface prepare prototypes "$SHARED/data/ravdess" -o prepared/ravdess_proto --exclude-actors 3 8 15 22
 speechface train estimator --config configs/lstm_mfcc_ravdess.yaml --set progress=false
 # ARKit-52 (issue 17): four seeds of configs/arkit_cnn_whisper.yaml merged into one model (their

@@ -140,7 +140,7 @@ def split_groups(clips: list[TrainClip], val_groups: list[str] | None, val_fract
 def load_ravdess_clips(root: str | Path, actors: list[int] | None = None, *,
                        feature: str = "logmel", feature_args: dict[str, Any] | None = None,
                        keep_audio: bool = False, augment_copies: int = 0,
-                       seed: int = 0) -> list[TrainClip]:
+                       augment_settings: Any = None, seed: int = 0) -> list[TrainClip]:
     """RAVDESS utterances as :class:`TrainClip` s with one-hot EMOTION8 targets on every frame.
 
     Args:
@@ -153,6 +153,8 @@ def load_ravdess_clips(root: str | Path, actors: list[int] | None = None, *,
             band, reverberation, noise, level; seeded by ``seed``), named ``<stem>__aug<k>``
             in the same actor group: RAVDESS is one studio and one level per emotion, and a model
             trained on it alone reads other microphones, rooms and levels as other emotions.
+        augment_settings: the transforms' ranges (:class:`speechface.data.augment.AugmentSettings`;
+            None: its defaults).
 
     Returns:
         Clips named by the RAVDESS file stem, grouped by actor (``"Actor_05"``); every frame is
@@ -180,7 +182,7 @@ def load_ravdess_clips(root: str | Path, actors: list[int] | None = None, *,
             from .augment import augment_audio
 
             for k in range(augment_copies):
-                aug, _ = augment_audio(wave.numpy(), rng)
+                aug, _ = augment_audio(wave.numpy(), rng, augment_settings)
                 versions.append((f"{item.info.name}__aug{k}", torch.from_numpy(aug)))
         for name, w in versions:
             with torch.no_grad():

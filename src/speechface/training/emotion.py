@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from ..core.errors import DataError
+from ..data.augment import AugmentSettings
 from ..data.clips import load_ravdess_clips
 from ..evaluation.emotion import evaluate_ravdess
 from ..spaces.space import EMOTION8
@@ -93,6 +94,8 @@ class EmotionTrainConfig(EstimatorTrainConfig):
             training utterance (speed, EQ / telephone band, reverberation, noise, level;
             :func:`~speechface.data.clips.load_ravdess_clips`), so that another microphone,
             room or level is not read as another emotion (0 = off).
+        augment_speed: the copies' speed perturbation, a factor drawn in ``1 +- augment_speed``
+            (0 = none: speed perturbation also shifts the pitch, which carries emotion).
         export_to: also copy the final model folder (with its card) here, e.g. into
             ``src/speechface/pretrained/<name>``.
         eval_batch_size: batch size of the held-out evaluation.
@@ -100,7 +103,8 @@ class EmotionTrainConfig(EstimatorTrainConfig):
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"route": ROUTES, "pool": ("probs", "logits")}
     BOUNDS: ClassVar[dict[str, str]] = {"freq_mask": ">=0", "time_mask": ">=0", "gain_db": ">=0",
-                                        "frame_weight": ">=0", "augment_copies": ">=0"}
+                                        "frame_weight": ">=0", "augment_copies": ">=0",
+                                        "augment_speed": ">=0"}
 
     arch: str = "dcnn"
     space: str = "emotion8"
@@ -115,6 +119,7 @@ class EmotionTrainConfig(EstimatorTrainConfig):
     time_mask: int = 0
     gain_db: float = 0.0
     augment_copies: int = 0
+    augment_speed: float = 0.0
     export_to: str | None = None
     eval_batch_size: int = 16
 
@@ -269,8 +274,9 @@ def emotion_model_card(model: Any, cfg: EmotionTrainConfig, test: dict[str, Any]
         aug = [f"level +-{cfg.gain_db:g} dB" if cfg.gain_db else "",
                f"frequency mask <= {cfg.freq_mask} bins" if cfg.freq_mask else "",
                f"time mask <= {cfg.time_mask} frames" if cfg.time_mask else "",
-               f"{cfg.augment_copies} transformed copies of every training utterance (speed, "
-               "EQ / telephone band, reverberation, noise, level)" if cfg.augment_copies else ""]
+               f"{cfg.augment_copies} transformed copies of every training utterance (speed "
+               f"+-{cfg.augment_speed:g}, EQ / telephone band, reverberation, noise, level)"
+               if cfg.augment_copies else ""]
         aug = [a for a in aug if a]
         route += (f"; augmentation: {', '.join(aug)}" if aug else "") + "."
         if cfg.init_from:
@@ -360,7 +366,9 @@ def train_emotion(cfg: EmotionTrainConfig, config_path: str | None = None) -> di
         train_actors = [a for a in all_actors if a not in held]
         train = load_ravdess_clips(root, train_actors, feature=feat_name,
                                    feature_args=cfg.feature_args,
-                                   augment_copies=cfg.augment_copies, seed=cfg.seed)
+                                   augment_copies=cfg.augment_copies, seed=cfg.seed,
+                                   augment_settings=AugmentSettings(
+                                       speed=(1.0 - cfg.augment_speed, 1.0 + cfg.augment_speed)))
         val = load_ravdess_clips(root, list(cfg.val_actors), feature=feat_name,
                                  feature_args=cfg.feature_args)
         cfg.info = {**cfg.info, "route": "ravdess", "data": "RAVDESS speech (16 kHz)",
