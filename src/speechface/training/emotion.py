@@ -96,6 +96,7 @@ class EmotionTrainConfig(EstimatorTrainConfig):
             room or level is not read as another emotion (0 = off).
         augment_speed: the copies' speed perturbation, a factor drawn in ``1 +- augment_speed``
             (0 = none: speed perturbation also shifts the pitch, which carries emotion).
+        augment_gain_db: the copies' level change, drawn in ``+-augment_gain_db`` dB.
         export_to: also copy the final model folder (with its card) here, e.g. into
             ``src/speechface/pretrained/<name>``.
         eval_batch_size: batch size of the held-out evaluation.
@@ -104,7 +105,7 @@ class EmotionTrainConfig(EstimatorTrainConfig):
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"route": ROUTES, "pool": ("probs", "logits")}
     BOUNDS: ClassVar[dict[str, str]] = {"freq_mask": ">=0", "time_mask": ">=0", "gain_db": ">=0",
                                         "frame_weight": ">=0", "augment_copies": ">=0",
-                                        "augment_speed": ">=0"}
+                                        "augment_speed": ">=0", "augment_gain_db": ">=0"}
 
     arch: str = "dcnn"
     space: str = "emotion8"
@@ -120,6 +121,7 @@ class EmotionTrainConfig(EstimatorTrainConfig):
     gain_db: float = 0.0
     augment_copies: int = 0
     augment_speed: float = 0.0
+    augment_gain_db: float = 10.0
     export_to: str | None = None
     eval_batch_size: int = 16
 
@@ -368,7 +370,8 @@ def train_emotion(cfg: EmotionTrainConfig, config_path: str | None = None) -> di
                                    feature_args=cfg.feature_args,
                                    augment_copies=cfg.augment_copies, seed=cfg.seed,
                                    augment_settings=AugmentSettings(
-                                       speed=(1.0 - cfg.augment_speed, 1.0 + cfg.augment_speed)))
+                                       speed=(1.0 - cfg.augment_speed, 1.0 + cfg.augment_speed),
+                                       gain_db=cfg.augment_gain_db))
         val = load_ravdess_clips(root, list(cfg.val_actors), feature=feat_name,
                                  feature_args=cfg.feature_args)
         cfg.info = {**cfg.info, "route": "ravdess", "data": "RAVDESS speech (16 kHz)",
