@@ -94,19 +94,23 @@ def test_supervised_route_trains_and_reports_via_cli(tiny_ravdess, tmp_path) -> 
            "test_actors": [3], "arch": "cnn", "model_args": {"channels": [16, 8],
                                                             "dilations": [1, 1], "proj": 16},
            "max_steps": 3, "epochs": 2, "batch_size": 2, "progress": False,
-           "freq_mask": 8, "time_mask": 10, "name": "cnn.emotion8-test"}
+           "freq_mask": 8, "time_mask": 10, "name": "cnn.emotion8-test",
+           "augment_copies": 2, "augment_speed": 0.05, "augment_gain_db": 20}
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
     assert main(["train", "emotion", "--config", str(path), "--set", f"out_dir={out}"]) == 0
     result = json.loads((out / "result.json").read_text())
-    assert result["steps"] == 3 and result["train_clips"] == 3 and result["val_clips"] == 2
+    # 3 training utterances and 2 transformed copies of each; validation stays unaugmented
+    assert result["steps"] == 3 and result["train_clips"] == 9 and result["val_clips"] == 2
     test = json.loads((out / "test_metrics.json").read_text())
     assert test["n_clips"] == 2 and 0.0 <= test["accuracy_7"] <= 1.0
     assert np.asarray(test["confusion_7"]).shape == (7, 7)
     assert (out / "confusion_test.png").stat().st_size > 1000
     card = (out / "best" / "README.md").read_text()
     assert "CC BY-NC-SA 4.0" in card and "speechface train emotion --config" in card
+    assert ("2 transformed copies of every training utterance (speed +-0.05, EQ / telephone "
+            "band, reverberation, noise, level +-20 dB)") in card
     cfg_json = json.loads((out / "best" / "config.json").read_text())
     assert cfg_json["space"] == "emotion8" and cfg_json["info"]["val_groups"] == ["Actor_02"]
 

@@ -277,7 +277,8 @@ def emotion_model_card(model: Any, cfg: EmotionTrainConfig, test: dict[str, Any]
                f"frequency mask <= {cfg.freq_mask} bins" if cfg.freq_mask else "",
                f"time mask <= {cfg.time_mask} frames" if cfg.time_mask else "",
                f"{cfg.augment_copies} transformed copies of every training utterance (speed "
-               f"+-{cfg.augment_speed:g}, EQ / telephone band, reverberation, noise, level)"
+               f"+-{cfg.augment_speed:g}, EQ / telephone band, reverberation, noise, level "
+               f"+-{cfg.augment_gain_db:g} dB)"
                if cfg.augment_copies else ""]
         aug = [a for a in aug if a]
         route += (f"; augmentation: {', '.join(aug)}" if aug else "") + "."
