@@ -39,6 +39,7 @@ import json
 import math
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,7 @@ import yaml
 from speechface import SpeechEstimator
 from speechface.data.shards import list_clips, read_clip
 from speechface.evaluation.metrics import bootstrap_mean_ci
-from speechface.render.mouth_sync import mouth_track
+from speechface.render.mouth_sync import MouthSync, mouth_track
 from speechface.spaces.blendshapes import ARKIT52_NAMES
 from speechface.spaces.transforms import smooth_conditions
 from speechface.teachers.mediapipe import BLENDSHAPE_NAMES
@@ -68,20 +69,24 @@ def _mix(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     return x + noise
 
 
-def _talker(n: int) -> np.ndarray:
+@lru_cache(maxsize=1)
+def _talker_speech() -> np.ndarray:
+    """RAVDESS actor 1's utterances back to back (read once)."""
     files = sorted((SHARED / "data" / "ravdess" / "Actor_01").glob("*.flac"))
     if not files:
         raise SystemExit(f"RAVDESS actor 1 not found under {SHARED} (set SPEECHFACE_SHARED)")
-    parts, total = [], 0
+    parts = []
     for f in files:
         a, sr = sf.read(f, dtype="float32")
         if sr != SR:
             raise SystemExit(f"{f}: expected 16 kHz, got {sr}")
         parts.append(a)
-        total += len(a)
-        if total >= n:
-            break
-    return np.concatenate(parts)[:n]
+    return np.concatenate(parts)
+
+
+def _talker(n: int) -> np.ndarray:
+    """``n`` samples of the second talker (repeated if the clip is longer than all of them)."""
+    return np.resize(_talker_speech(), n)
 
 
 def _band(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -116,8 +121,6 @@ def conditions(x: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     white = rng.standard_normal(len(x))
     talker = _talker(len(x))
-    if len(talker) < len(x):
-        talker = np.resize(talker, len(x))
     out = {"clean": x}
     for snr in (20, 10, 5):
         out[f"white SNR {snr} dB"] = _mix(x, white, snr)
@@ -187,7 +190,7 @@ def mouth_table(data: str, config: str) -> dict[str, dict]:
             n = min(len(au), len(jaw), len(real))
             m = mask[:n]
             drv = smooth_conditions(mouth_track(au[:n], jaw[:n])[:, None].astype(np.float32),
-                                    1.5)[:, 0]
+                                    MouthSync().smoothing)[:, 0]
             row = rows.setdefault(cond, {"AU26": [], "jawOpen": [], "driver": []})
             row["AU26"].append(_r(au[:n, AU26][m], real[:n][m]))
             row["jawOpen"].append(_r(jaw[:n][m], real[:n][m]))

@@ -137,6 +137,19 @@ def metrics(preds, dev):
     return out
 
 
+def build_net(args, in_features):
+    """The recipe's network from the command-line options (a dict, as ``vars(args)``)."""
+    return CNN(
+        in_features=in_features,
+        space="blendshapes52",
+        channels=[int(x) for x in args["channels"].split(",")],
+        dilations=[int(x) for x in args["dilations"].split(",")],
+        kernel_size=args["kernel"],
+        proj=args["proj"],
+        dropout=args["dropout"],
+    )
+
+
 def pseudo_clips(names, fm, fs):
     """RAVDESS utterances (actors 1-22 except the emotion models' held-out 3, 8, 15, 22) with the
     averaged outputs of saved runs as targets: new voices for self-training."""
@@ -145,16 +158,7 @@ def pseudo_clips(names, fm, fs):
     nets = []
     for n in names:
         ck = torch.load(f"runs/exp/{n}.pt")
-        ar = ck["args"]
-        net = CNN(
-            in_features=len(fm),
-            space="blendshapes52",
-            channels=[int(x) for x in ar["channels"].split(",")],
-            dilations=[int(x) for x in ar["dilations"].split(",")],
-            kernel_size=ar["kernel"],
-            proj=ar["proj"],
-            dropout=ar["dropout"],
-        )
+        net = build_net(ck["args"], len(fm))
         net.load_state_dict(ck["state"])
         nets.append(net.eval())
     actors = [k for k in range(1, 23) if k not in (3, 8, 15, 22)]
@@ -218,15 +222,7 @@ def main():
     fm, fs = allf.mean(0), allf.std(0) + 1e-5
     ally = torch.cat([c.targets[c.mask] for c in train])
     mu, sd = ally.mean(0), ally.std(0).clamp_min(1e-3)
-    net = CNN(
-        in_features=allf.shape[1],
-        space="blendshapes52",
-        channels=[int(x) for x in a.channels.split(",")],
-        dilations=[int(x) for x in a.dilations.split(",")],
-        kernel_size=a.kernel,
-        proj=a.proj,
-        dropout=a.dropout,
-    )
+    net = build_net(vars(a), allf.shape[1])
     pseudo = pseudo_clips(a.pseudo.split(","), fm, fs) if a.pseudo else []
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     rng = np.random.default_rng(a.seed)
