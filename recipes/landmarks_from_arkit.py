@@ -4,8 +4,9 @@ The teacher (MediaPipe) gives both the 52 blendshapes and the 68 landmarks of ev
 linear map ``landmarks ~ blendshapes @ B + c`` is fitted on the *training* speakers' frames
 (ridge least squares, :func:`speechface.speech.output_maps.fit_linear_map`) and folded into the ARKit
 model's output layer (:func:`speechface.speech.output_maps.compose_linear_map`): one ``cnn`` with the
-ARKit model's mouth. Speech cannot tell a face's shape, so the network is centred over each
-utterance (``center=True``: every coordinate averages to the training mean face) and each
+ARKit model's mouth; the 20 mouth points are mapped from five blendshapes only
+(``--mouth-from``, default :data:`MOUTH_FROM`: the jaw and the lips' vertical movement). Speech
+cannot tell a face's shape, so the network is centred over each utterance (``center=True``: every coordinate averages to the training mean face) and each
 coordinate's movement is shrunk by the MSE-optimal factor (one for the mouth points, one for the
 rest: :func:`speechface.speech.output_maps.fit_shrink`), fitted on a development split of the training
 speakers: the ``--dev-model`` (the same recipe trained without the ``val_groups`` of
@@ -36,6 +37,7 @@ from speechface import SpeechEstimator
 from speechface.core.hub import half_weights
 from speechface.data.shards import list_clips, read_clip
 from speechface.spaces.blendshapes import mediapipe_to_arkit52
+from speechface.spaces.space import ARKIT52_NAMES
 from speechface.speech.output_maps import (
     compose_linear_map,
     fit_linear_map,
@@ -45,6 +47,27 @@ from speechface.speech.output_maps import (
 
 #: one shrink factor for the 20 mouth points (iBUG 48-67, x and y), one for the other 48 points
 MOUTH_GROUPS = np.array([1 if 48 <= i % 68 else 0 for i in range(136)])
+#: the ARKit blendshapes the mouth points are mapped from (``--mouth-from``'s default): the jaw
+#: and the lips' vertical movement, the shapes speech predicts best; the other mouth shapes,
+#: predicted with little of the real movement, added noise to the opening on the development
+#: speakers (docs/model-quality.md)
+MOUTH_FROM = ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
+              "mouthUpperUpRight")
+
+
+def fit_map(bs: np.ndarray, lm: np.ndarray, ridge: float, mouth_from: list[str] | None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The blendshape -> landmark map; with ``mouth_from`` the 20 mouth points come from those
+    blendshapes alone (their rows of the map; the other rows are 0 for the mouth points)."""
+    b, c = fit_linear_map(bs, lm, ridge)
+    if mouth_from:
+        idx = [ARKIT52_NAMES.index(n) for n in mouth_from]
+        mouth = MOUTH_GROUPS == 1
+        bm, cm = fit_linear_map(bs[:, idx], lm[:, mouth], ridge)
+        b[:, mouth] = 0.0
+        b[np.ix_(idx, np.flatnonzero(mouth))] = bm
+        c[mouth] = cm
+    return b, c
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,11 +81,18 @@ def main(argv: list[str] | None = None) -> int:
                     "development speakers")
     ap.add_argument("--data", default="prepared/av_mediapipe")
     ap.add_argument("--ridge", type=float, default=1.0)
+    ap.add_argument("--mouth-from", default=",".join(MOUTH_FROM),
+                    help="comma-separated ARKit blendshapes the mouth points are mapped from "
+                         "(default: the jaw and the lips' vertical movement; 'all': all 52)")
     ap.add_argument("--name", default="cnn.landmarks68-arkit")
     ap.add_argument("--fp16", action="store_true", help="store the weight matrices as float16")
     ap.add_argument("-o", "--output", required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    mouth_from = None if args.mouth_from == "all" else args.mouth_from.split(",")
+    unknown = sorted(set(mouth_from or []) - set(ARKIT52_NAMES))
+    if unknown:
+        raise SystemExit(f"--mouth-from: not ARKit blendshapes: {unknown}")
 
     held = set(yaml.safe_load(Path(args.config).read_text())["val_groups"])
     dev_groups = set(yaml.safe_load(Path(args.dev_config).read_text())["val_groups"])
@@ -88,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return np.concatenate([it[key] for it in items])
 
     # 1. the shrink factors, on the development speakers (map and model fitted without them)
-    b_dev, c_dev = fit_linear_map(frames(train, "bs"), frames(train, "lm"), args.ridge)
+    b_dev, c_dev = fit_map(frames(train, "bs"), frames(train, "lm"), args.ridge, mouth_from)
     mf_dev = frames(train, "lm").mean(0)
     dev_models = [SpeechEstimator.from_pretrained(m) for m in args.dev_model]
     dev_bs = dev_models[0] if len(dev_models) == 1 else merge_cnns(dev_models)
@@ -103,12 +133,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. the model: map fitted on all training speakers' frames, centred on their mean face
     everything = train + dev
-    b, c = fit_linear_map(frames(everything, "bs"), frames(everything, "lm"), args.ridge)
+    b, c = fit_map(frames(everything, "bs"), frames(everything, "lm"), args.ridge, mouth_from)
     mean_face = frames(everything, "lm").mean(0)
     base = SpeechEstimator.from_pretrained(args.model)
     info = {"teacher": "MediaPipe FaceLandmarker 68-point iBUG subset, through a linear map "
                        "from its 52 blendshapes",
             "from_model": base.name, "map_ridge": args.ridge,
+            "mouth_from": mouth_from or "all 52 blendshapes",
             "map_fitted_on": f"{len(everything)} training clips ({len(frames(everything, 'bs'))} frames)",
             "shrink_mouth": float(k[MOUTH_GROUPS == 1][0]), "shrink_rest": float(k[MOUTH_GROUPS == 0][0]),
             "shrink_fitted_on": sorted(dev_groups), "shrink_dev_models": len(dev_models),
