@@ -1,20 +1,20 @@
 """Build a speech -> landmarks68 model from a speech -> ARKit-52 model (issue 14, landmarks).
 
 The teacher (MediaPipe) gives both the 52 blendshapes and the 68 landmarks of every frame, so a
-linear map ``landmarks ~ blendshapes @ B + c`` is fitted on the *training* speakers' frames
-(ridge least squares, :func:`speechface.speech.output_maps.fit_linear_map`) and folded into the ARKit
-model's output layer (:func:`speechface.speech.output_maps.compose_linear_map`): one ``cnn`` with the
-ARKit model's mouth; the 20 mouth points are mapped from five blendshapes only
+linear map ``landmarks ~ blendshapes @ B + c`` is fitted on the *training* speakers' frames (ridge
+least squares, :func:`speechface.speech.output_maps.fit_linear_map`) and folded into the ARKit
+model's output layer (:func:`speechface.speech.output_maps.compose_linear_map`): one ``cnn`` with
+the ARKit model's mouth; the 20 mouth points are mapped from five blendshapes only
 (``--mouth-from``, default :data:`MOUTH_FROM`: the jaw and the lips' vertical movement). Speech
-cannot tell a face's shape, so the network is centred over each utterance (``center=True``: every coordinate averages to the training mean face) and each
-coordinate's movement is shrunk by the MSE-optimal factor (one for the mouth points, one for the
-rest: :func:`speechface.speech.output_maps.fit_shrink`), fitted on a development split of the training
+cannot tell a face's shape, so the network is centred over each utterance (``center=True``: every
+coordinate averages to the training mean face) and each coordinate's movement is shrunk by the
+MSE-optimal factor (one for the mouth points, one for the rest:
+:func:`speechface.speech.output_maps.fit_shrink`), fitted on a development split of the training
 speakers: the ``--dev-model`` (the same recipe trained without the ``val_groups`` of
-``--dev-config``) predicts those speakers' clips through a map fitted without them.
-The held-out speakers (``val_groups`` of ``--config``) are never used. As for the other
-landmark model, ``info["dynamics_gain"]`` (fitted on the training clips, for the mouth points
-only) lets :func:`speechface.animate` widen the shrunk mouth movement again; the metrics use the
-raw outputs.
+``--dev-config``) predicts those speakers' clips through a map fitted without them. The held-out
+speakers (``val_groups`` of ``--config``) are never used. As for the other landmark model,
+``info["dynamics_gain"]`` (fitted on the training clips, for the mouth points only) lets
+:func:`speechface.animate` widen the shrunk mouth movement again; the metrics use the raw outputs.
 
     python recipes/landmarks_from_arkit.py runs/blendshapes52/cnn_whisper_final/best \\
         --dev-model runs/blendshapes52/cnn_whisper_final_dev/best \\
