@@ -20,17 +20,18 @@ For each held-out clip (the speech models' validation speakers, ``val_groups`` o
    jawOpen; per (clip, photo) the Pearson r with the real jawOpen and the ratio of standard
    deviations (generated / real).
 
-Printed: per photo and overall mean r (95 % bootstrap interval over clips), the median std
-ratio, and r with the generated track shifted by -3..+3 frames (the lag profile); the issue's
-targets are mean r >= 0.5 and a std ratio within 0.6-1.5. The speech drive runs ``animate``'s
-mouth sync (:mod:`speechface.render.mouth_sync`; ``--mouth-off driver,co,spread,photo|all`` and
-``--mouth-smoothing`` leave steps out, ``--co-driver`` picks another ARKit model); the real drive
-runs the renderer alone (``--real-photo``: with the mouth sync's photo step).
-``--clip-set dev`` animates the development speakers' clips instead (9 training speakers; for
-choosing pipeline options without the held-out clips), ``--photo-max-gain`` sets the photo
-step's gain limit, and the summary also prints the renderer's fidelity (r of the read-back
-jawOpen with the ``AU26`` the renderer was asked for) and the share of frames asked for the
-widest opening.
+Printed: per photo and overall mean r (95 % bootstrap interval over clips), the median std ratio,
+and r with the generated track shifted by -3..+3 frames (the lag profile), and how well the
+generated smile, frown, lip and brow blendshapes follow the real speaker's; the issue's targets are
+mean r >= 0.5 and a std ratio within 0.6-1.5. The speech drive runs ``animate``'s mouth sync
+(:mod:`speechface.render.mouth_sync`; ``--mouth-off driver,co,spread,photo,lips|all`` and
+``--mouth-smoothing`` / ``--mouth-lips`` leave steps out or tune them, ``--co-driver`` picks
+another ARKit model); the real drive runs the renderer alone (``--real-photo``: with the mouth
+sync's photo step). ``--clip-set dev`` animates the development speakers' clips instead (9 training
+speakers; for choosing pipeline options without the held-out clips), ``--photo-max-gain`` sets the
+photo step's gain limit, and the summary also prints the renderer's fidelity (r of the read-back
+jawOpen with the ``AU26`` the renderer was asked for) and the share of frames asked for the widest
+opening.
 
 Measured on 2026-12-04 (44 animations, shared 2-core machine, load average 6-10;
 ``docs/model-quality.md`` has the per-photo numbers and every step left out):
@@ -42,6 +43,11 @@ Measured on 2026-12-04 (44 animations, shared 2-core machine, load average 6-10;
 - the same after the photo step's gain limit (evening): unchanged on these four photos (0.499);
   with 12 LFW photos instead (``--photos``): r 0.470 [0.367, 0.556], std ratio 0.72 (0.461 /
   0.75 without the limit), fidelity 0.79 (0.85 on the four photos);
+- in the night, with the mouth sync's steady lips (``MouthSync.lips``, 12 frames) and the photo
+  step's ladder in the animation's mean expression (both chosen with ``--clip-set dev`` on 16
+  photos: r 0.503 -> 0.555): ``--drive speech`` r **0.531** [0.433, 0.623], std ratio **1.06**
+  (IQR 0.79-2.61), fidelity 0.91; with the 12 LFW photos r 0.523 [0.420, 0.618], std ratio
+  0.96, fidelity 0.88 (load average 2-4);
 - ``--drive speech --mouth-off all`` (the default before the mouth sync): r 0.411
   [0.334, 0.489], std ratio 0.30 (0.17-0.52);
 - ``--drive real``: r 0.751 [0.652, 0.837], std ratio 0.54 (0.33-0.87) (an earlier run of the
@@ -65,6 +71,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SPEECHFACE_SHARED", REPO.parent / "shared"))
 FPS = 25.0
 JAW = 25  # BLENDSHAPE_NAMES.index("jawOpen")
+#: expression read back beside the jaw: MediaPipe blendshape indices averaged per group
+EXPRESSION = {"smile": (44, 45), "frown": (30, 31), "upper lip up": (48, 49),
+              "lower lip shrug": (42,), "lip press": (36, 37), "brow down": (1, 2),
+              "brow up": (3, 4, 5)}
+
+
+def _r(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1]) if len(a) > 3 and a.std() > 0 and b.std() > 0 \
+        else float("nan")
 
 
 def heldout_clips(config: str = "configs/cause_cnn.yaml") -> list[Path]:
@@ -210,9 +225,13 @@ def run_one(video: Path, photo_path: str, drive: str, seconds: float, translator
         np.shape(anim.driving)[1] == 17 else None
     r_asked = float(np.corrcoef(g[ok], asked[ok])[0, 1]) if asked is not None and ok.sum() > 3 \
         and g[ok].std() > 0 and asked[ok].std() > 0 else float("nan")
+    # the expression beside the jaw: does the generated face's smile, frown, lips and brows
+    # follow the real speaker's (per-animation r; nan where either does not move)?
+    expr = {k: _r(gen_bs[:m][ok][:, list(ix)].mean(1), real_bs[:m][ok][:, list(ix)].mean(1))
+            for k, ix in EXPRESSION.items()}
     return {"clip": video.name, "photo": Path(photo_path).name, "drive": drive,
             "frames": int(m), "found": float(ok.mean()), "r": corr, "r_lag": lags,
-            "r_asked": r_asked,
+            "r_asked": r_asked, "r_expression": expr,
             "at_top": float((asked >= 2.99).mean()) if asked is not None else float("nan"),
             "gen_std": float(np.nanstd(g)), "real_std": float(r.std()),
             "std_ratio": float(np.nanstd(g) / max(r.std(), 1e-6)),
@@ -251,6 +270,10 @@ def summarise(rows: list[dict]) -> None:
             print(f"  renderer fidelity: mean r of the read-back jawOpen with the AU26 asked for "
                   f"{np.nanmean(asked):+.3f}; frames asked for the widest opening (AU26 3): "
                   f"{np.nanmean([r.get('at_top', np.nan) for r in sub]):.1%}")
+        if all("r_expression" in r for r in sub):
+            print("  expression, mean r of the generated blendshapes with the real speaker's: " +
+                  "  ".join(f"{k} {np.nanmean([r['r_expression'][k] for r in sub]):+.3f}"
+                            for k in EXPRESSION))
         if all("r_lag" in r for r in sub):
             print("  mean r with the generated track k frames later: " + "  ".join(
                 f"{k:+d}: {np.mean([r['r_lag'][k] for r in sub]):+.3f}" for k in range(-3, 4)))
@@ -271,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                         "default pipeline: --translator ganimation.lfw64-mediapipe --lipsync)")
     p.add_argument("--mouth-off", default="",
                    help="speech drive: mouth-sync steps to turn off, comma-separated from "
-                        "driver, co, spread, photo, or 'all' (animate's mouth_sync=False); the "
+                        "driver, co, spread, photo, lips, or 'all' (animate's mouth_sync=False); the "
                         "real drive always runs without it (the renderer alone)")
     p.add_argument("--co-driver", default=None,
                    help="speech drive: MouthSync.co_driver (a blendshapes52 model name or "
@@ -279,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mouth-smoothing", type=float, default=None,
                    help="speech drive: MouthSync.smoothing (sigma in frames; default: "
                         "MouthSync's)")
+    p.add_argument("--mouth-lips", type=float, default=None,
+                   help="speech drive: MouthSync.lips (sigma in frames of the steady-lips step; "
+                        "default: MouthSync's)")
     p.add_argument("--photo-max-gain", type=float, default=None,
                    help="the photo step's largest trusted gain (MouthSync.photo_max_gain; 0: none)")
     p.add_argument("--real-photo", action="store_true",
@@ -301,11 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     from speechface.render.mouth_sync import MouthSync
 
     off = {w for w in args.mouth_off.split(",") if w}
-    if off - {"driver", "co", "spread", "photo", "all"}:
+    if off - {"driver", "co", "spread", "photo", "lips", "all"}:
         p.error(f"--mouth-off: unknown steps {sorted(off)}")
     mouth = False if "all" in off else MouthSync(
         driver="driver" not in off, co_driver=False if "co" in off else args.co_driver,
         spread="spread" not in off, photo="photo" not in off,
+        **({"lips": 0.0} if "lips" in off else
+           {} if args.mouth_lips is None else {"lips": args.mouth_lips}),
         **({} if args.mouth_smoothing is None else {"smoothing": args.mouth_smoothing}),
         **({} if args.photo_max_gain is None else
            {"photo_max_gain": None if args.photo_max_gain <= 0 else args.photo_max_gain}))
@@ -324,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             for photo in photos:
                 row = run_one(clip, photo, drive, args.seconds, translator,
                               False if args.no_lipsync else (True if args.lipsync else None),
-                              mouth, MouthSync(driver=False, spread=False, photo=True)
+                              mouth, MouthSync(driver=False, spread=False, photo=True, lips=0.0)
                               if args.real_photo else False)
                 rows.append(row)
                 print(f"{drive:6s} {row['clip'][:34]:34s} {row['photo']:14s} r {row['r']:+.3f} "

@@ -7,6 +7,8 @@ import pytest
 
 from conftest import EXAMPLES, need_shared
 from speechface.render.mouth_sync import (
+    LIP_AUS,
+    LIP_SMOOTHING,
     MAX_GAIN,
     MOUTH_TARGET,
     MouthSync,
@@ -15,7 +17,11 @@ from speechface.render.mouth_sync import (
     jaw_transfer,
     mouth_track,
     normalize_mouth,
+    steady_lips,
 )
+from speechface.spaces import get_space
+
+LIPS = [list(get_space("au17").labels).index(name) for name in LIP_AUS]
 
 
 def _speechy(n: int = 200, amp: float = 0.3, seed: int = 0) -> np.ndarray:
@@ -110,6 +116,27 @@ def test_apply_jaw_transfer_limits_the_gain_of_an_under_read_face() -> None:
         apply_jaw_transfer(au, levels, read, max_gain=0.0)
 
 
+def test_steady_lips_slows_only_the_lip_aus() -> None:
+    assert [get_space("au17").labels[i] for i in LIPS] == list(LIP_AUS)
+    au = _speechy(300)
+    out = steady_lips(au, 10.0)
+    others = [i for i in range(17) if i not in LIPS]
+    np.testing.assert_array_equal(out[:, others], au[:, others])   # jaw, lips part, eyes, brows
+    # the random frame-to-frame motion is gone, the level stays
+    assert (out[:, LIPS].std(0) < 0.25 * au[:, LIPS].std(0)).all()
+    np.testing.assert_allclose(out[:, LIPS].mean(0), au[:, LIPS].mean(0), atol=0.05)
+    # a change that lasts (a smile that comes and stays) survives the default smoothing
+    step = np.zeros((400, 17), np.float32)
+    step[200:, LIPS[0]] = 2.0                                       # AU10 from 0 to 2 at 8 s
+    slow = steady_lips(step)
+    assert slow[:100, LIPS[0]].max() < 0.01 and slow[300:, LIPS[0]].min() > 1.99
+    np.testing.assert_array_equal(steady_lips(au, 0.0), au)
+    with pytest.raises(ValueError, match="17"):
+        steady_lips(au[:, :5])
+    with pytest.raises(ValueError, match="sigma"):
+        steady_lips(au, -1.0)
+
+
 def test_fit_mouth_target_is_a_median_over_speakers() -> None:
     a = np.zeros((40, 17))
     a[:, 15] = np.arange(40) % 2            # median 0.5, std 0.5
@@ -156,6 +183,13 @@ def test_jaw_transfer_of_the_mesh_renderer_opens_with_the_condition() -> None:
                      shift=float(tr.info.get("crop_shift", 0.0))).image
     levels, read = jaw_transfer(tr, crop, (0.0, 1.0, 3.0, 5.0))
     assert read[-1] > read[0] + 0.5 and read[2] > read[0]
+    # a raised chin (AU17) holds the lips closed: the ladder is rendered in the base expression
+    raised = np.zeros(17, np.float32)
+    raised[11] = 3.0
+    _, read_raised = jaw_transfer(tr, crop, (0.0, 1.0, 3.0, 5.0), base=raised)
+    assert read_raised[2] < 0.5 * read[2]
+    with pytest.raises(ValueError, match="base"):
+        jaw_transfer(tr, crop, (0.0, 1.0), base=np.zeros(5))
     with pytest.raises(ValueError, match="increasing"):
         jaw_transfer(tr, crop, (1.0, 0.5))
 
@@ -178,8 +212,13 @@ def test_default_animation_uses_the_mouth_sync_and_it_can_be_turned_off() -> Non
     off = animate(wave, EXAMPLES / "astronaut.jpg", mouth_sync=False, **kw)
     assert off.info["mouth_sync"] is None
     assert off.driving[:, 15].std() < no_photo.driving[:, 15].std()   # the model's own, flatter
-    keep = [i for i in range(17) if i not in (14, 15)]
+    assert info["lips"] == LIP_SMOOTHING
+    keep = [i for i in range(17) if i not in (14, 15, *LIPS)]
     np.testing.assert_allclose(off.driving[:, keep], no_photo.driving[:, keep], atol=1e-5)
+    # the lip shapes and corners: the model's own, slowed to the pace of expression
+    np.testing.assert_allclose(no_photo.driving[:, LIPS], steady_lips(off.driving)[:, LIPS],
+                               atol=1e-5)
+    assert (no_photo.driving[:, LIPS].std(0) < off.driving[:, LIPS].std(0) + 1e-6).all()
     with pytest.raises(ValueError, match="mouth_sync"):
         animate(wave, EXAMPLES / "astronaut.jpg", mouth_sync="yes", **kw)
 

@@ -301,9 +301,10 @@ def _co_driver(mouth: Any, user_estimator: Any, device: Any) -> Any:
 
 def _sync_mouth(values: np.ndarray, co_pred: Any, mouth: Any, model: str
                 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Steps 1-2 of the mouth sync on au17 values: one driver track, real mouths' spread."""
+    """Steps 1-2 of the mouth sync on au17 values: one driver track, real mouths' spread, and
+    the other lip AUs slowed to the pace of expression."""
     from ..spaces.space import ARKIT52_NAMES
-    from .mouth_sync import mouth_track, normalize_mouth
+    from .mouth_sync import mouth_track, normalize_mouth, steady_lips
 
     jaw = None
     if co_pred is not None and mouth.driver:
@@ -318,8 +319,10 @@ def _sync_mouth(values: np.ndarray, co_pred: Any, mouth: Any, model: str
         out = normalize_mouth(values, track, target={
             k: (float(np.median(values[:, i])), float(values[:, i].std()))
             for k, i in (("AU25", 14), ("AU26", 15))}, max_gain=1.0)
+    if mouth.lips > 0:   # lip shapes and corners at the pace of expression
+        out = steady_lips(out, mouth.lips)
     info = {"driver": [model] + ([co_pred.model] if jaw is not None else []) if mouth.driver
-            else None, "spread": bool(mouth.spread)}
+            else None, "spread": bool(mouth.spread), "lips": float(mouth.lips)}
     return out, info
 
 
@@ -501,7 +504,7 @@ def animate(audio: Any, image: Any, estimator: Any = None, translator: Any = Non
     if mouth is not None and mouth.photo:   # the renderer's jaw response on this photo, inverted
         from .mouth_sync import apply_jaw_transfer, jaw_transfer
 
-        levels, read = jaw_transfer(translator, crop.image)
+        levels, read = jaw_transfer(translator, crop.image, base=cond.mean(0))
         cond = apply_jaw_transfer(cond, levels, read, max_gain=mouth.photo_max_gain)
         mouth_info = {**(mouth_info or {}), "photo_response": [round(float(v), 3) for v in read]}
     lips = None
