@@ -125,7 +125,7 @@ def test_steady_lips_slows_only_the_lip_aus() -> None:
     # the random frame-to-frame motion is gone, the level stays
     assert (out[:, LIPS].std(0) < 0.25 * au[:, LIPS].std(0)).all()
     np.testing.assert_allclose(out[:, LIPS].mean(0), au[:, LIPS].mean(0), atol=0.05)
-    # a change that lasts (a smile that comes and stays) survives the default smoothing
+    # a change that lasts (an expression that comes and stays) survives the default smoothing
     step = np.zeros((400, 17), np.float32)
     step[200:, LIPS[0]] = 2.0                                       # AU10 from 0 to 2 at 8 s
     slow = steady_lips(step)

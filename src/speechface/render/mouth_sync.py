@@ -114,8 +114,8 @@ class MouthSync:
         smoothing: centred Gaussian smoothing of the mouth track, sigma in frames (0 = off;
             :func:`speechface.spaces.transforms.smooth_conditions`), before the spread step; 1.5 frames
             (60 ms) removes frame-to-frame jitter and keeps syllable-rate motion.
-        lips: sigma in frames with which :func:`steady_lips` smooths the other lower-face AUs
-            (:data:`LIP_AUS`), so that the mouth opens and closes with the mouth track alone
+        lips: sigma in frames with which :func:`steady_lips` smooths the AUs that move the lips
+            up and down (:data:`LIP_AUS`), so that the mouth opens and closes with the mouth track alone
             (:data:`LIP_SMOOTHING`; 0 = off: they move frame by frame as predicted).
 
     Example:
