@@ -221,6 +221,8 @@ def test_default_animation_uses_the_mouth_sync_and_it_can_be_turned_off() -> Non
     assert (no_photo.driving[:, LIPS].std(0) < off.driving[:, LIPS].std(0) + 1e-6).all()
     with pytest.raises(ValueError, match="mouth_sync"):
         animate(wave, EXAMPLES / "astronaut.jpg", mouth_sync="yes", **kw)
+    with pytest.raises(ValueError, match="MouthSync.lips"):
+        animate(wave, EXAMPLES / "astronaut.jpg", mouth_sync=MouthSync(lips=-1.0), **kw)
 
 
 def test_cli_no_mouth_sync_turns_it_off(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

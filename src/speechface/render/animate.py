@@ -319,7 +319,7 @@ def _sync_mouth(values: np.ndarray, co_pred: Any, mouth: Any, model: str
         out = normalize_mouth(values, track, target={
             k: (float(np.median(values[:, i])), float(values[:, i].std()))
             for k, i in (("AU25", 14), ("AU26", 15))}, max_gain=1.0)
-    if mouth.lips > 0:   # the lips' up-and-down AUs at the pace of expression
+    if mouth.lips:   # the lips' up-and-down AUs at the pace of expression (< 0: an error)
         out = steady_lips(out, mouth.lips)
     info = {"driver": [model] + ([co_pred.model] if jaw is not None else []) if mouth.driver
             else None, "spread": bool(mouth.spread), "lips": float(mouth.lips)}

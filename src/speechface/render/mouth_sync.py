@@ -250,7 +250,8 @@ def steady_lips(au: np.ndarray, sigma: float = LIP_SMOOTHING) -> np.ndarray:
     if a.ndim != 2 or a.shape[1] != 17:
         raise ValueError(f"steady_lips needs (frames, 17) AUs, got {a.shape}")
     if not (math.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"steady_lips: sigma must be a finite number of frames >= 0, got {sigma!r}")
+        raise ValueError(f"steady_lips: sigma (MouthSync.lips) must be a finite number of frames "
+                         f">= 0, got {sigma!r}")
     labels = list(get_space("au17").labels)
     cols = [labels.index(name) for name in LIP_AUS]
     a[:, cols] = smooth_conditions(a[:, cols], float(sigma))
