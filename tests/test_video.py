@@ -117,3 +117,56 @@ def test_errors_name_the_file(tmp_path):
         read_video(wav)
     with pytest.raises(DataError, match="folder"):
         next(iter_video_frames(tmp_path))
+
+
+def _click_mp4(path: Path, *, editlist: bool, rate: int = 16000) -> Path:
+    """An MP4 with a video track and AAC speech: silence with one click at exactly 1.000 s.
+    ``editlist=False`` leaves the encoder's warm-up unmarked, as the shared av_clips MP4s do."""
+    audio = np.zeros(2 * rate, np.float32)
+    audio[rate:rate + rate // 200] = 0.8
+    with av.open(str(path), "w", options={} if editlist else {"use_editlist": "0"}) as out:
+        vs = out.add_stream("mpeg4", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
+        s = out.add_stream("aac", rate=rate)
+        s.layout = "mono"
+        for i in range(50):
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")):
+                out.mux(pkt)
+        for pkt in vs.encode():
+            out.mux(pkt)
+        for start in range(0, len(audio), 4096):
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[None, start:start + 4096]),
+                                           format="flt", layout="mono")
+            f.sample_rate, f.pts = rate, start
+            for pkt in s.encode(f):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    return path
+
+
+@pytest.mark.parametrize("editlist", [True, False])
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_aac_warm_up_is_dropped_whether_or_not_the_mp4_marks_it(tmp_path, editlist, rate):
+    from speechface.audio import load_audio
+    from speechface.audio.waveform import AAC_PRIMING_SAMPLES, unsignalled_aac_priming
+
+    path = _click_mp4(tmp_path / "click.mp4", editlist=editlist, rate=rate)
+    assert unsignalled_aac_priming(path, "aac") == (0 if editlist else AAC_PRIMING_SAMPLES)
+    assert unsignalled_aac_priming(path, "mp3") == 0
+    for wave in (read_video_audio(path).numpy(), load_audio(path).numpy()):
+        # kept, the warm-up would put the click 64 ms (at 16 kHz; 21 ms at 48 kHz) late
+        assert np.argmax(np.abs(wave)) / 16000 == pytest.approx(1.0, abs=0.006)
+
+
+@pytest.mark.shared
+def test_shared_grid_mp4_speech_starts_without_the_encoder_warm_up():
+    """The shared GRID MP4s carry 1024 unmarked AAC warm-up samples (near-silent, before the
+    room noise): dropping them gives 3 s of speech for 3 s of video, not 3.064 s."""
+    path = first_grid_clip()
+    wave = read_video_audio(path).numpy()
+    with av.open(str(path)) as c:
+        decoded = sum(f.samples for f in c.decode(audio=0))
+    assert len(wave) == decoded - 1024
+    head = np.sqrt(np.mean(wave[:1024] ** 2))
+    assert head > 1e-3  # the room noise, not the encoder's near-silent warm-up

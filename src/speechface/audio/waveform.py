@@ -30,7 +30,8 @@ from ..core._io import atomic_path
 from ..core.errors import AudioError
 
 __all__ = ["SAMPLE_RATE", "FPS", "AudioSource", "load_audio", "resample", "save_audio", "downmix",
-           "SILENT_CHANNEL_RATIO", "AudioStream", "StreamResampler", "open_blocks"]
+           "SILENT_CHANNEL_RATIO", "AudioStream", "StreamResampler", "open_blocks",
+           "unsignalled_aac_priming", "AAC_PRIMING_SAMPLES"]
 
 SAMPLE_RATE = 16000
 """Sample rate (Hz) every speechface feature extractor and model expects."""
@@ -89,6 +90,93 @@ def _read_file(path: Path, label: str) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
+#: Encoder priming of FFmpeg's AAC encoder, in samples at the stream's rate: the decoder outputs
+#: this much warm-up before the first real sample. An MP4 normally says so in the sound track's
+#: edit list (FFmpeg then drops it while decoding); see :func:`unsignalled_aac_priming`.
+AAC_PRIMING_SAMPLES = 1024
+
+_MP4_SUFFIXES = (".mp4", ".m4a", ".m4v", ".mov")
+
+
+def _mp4_boxes(f: IO[bytes], start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """``(type, payload start, box end)`` of the ISO-BMFF boxes in ``[start, end)`` (header reads
+    only, so a large ``mdat`` is never read)."""
+    pos = start
+    while pos + 8 <= end:
+        f.seek(pos)
+        head = f.read(16)
+        if len(head) < 8:
+            return
+        size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+        body = pos + 8
+        if size == 1 and len(head) == 16:
+            size, body = int.from_bytes(head[8:16], "big"), pos + 16
+        elif size == 0:
+            size = end - pos
+        if size < body - pos:
+            return
+        yield kind, body, pos + size
+        pos += size
+
+
+def _sound_edit_start(path: Path) -> int | None:
+    """The first sound track's edit-list media time (in its timescale): 0 when the track has no
+    edit list; None when the file is not an MP4/MOV or has no sound track."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            moov = next(((s, e) for k, s, e in _mp4_boxes(f, 0, end) if k == b"moov"), None)
+            if moov is None or moov[1] - moov[0] > 64 << 20:
+                return None
+            f.seek(moov[0])
+            data = f.read(moov[1] - moov[0])
+    except OSError:
+        return None
+    import io
+
+    buf = io.BytesIO(data)
+    for kind, s, e in _mp4_boxes(buf, 0, len(data)):
+        if kind != b"trak":
+            continue
+        kids = {k: (ks, ke) for k, ks, ke in _mp4_boxes(buf, s, e)}
+        mdia = {k: (ks, ke) for k, ks, ke in _mp4_boxes(buf, *kids.get(b"mdia", (0, 0)))}
+        if b"hdlr" not in mdia or data[mdia[b"hdlr"][0] + 8:mdia[b"hdlr"][0] + 12] != b"soun":
+            continue
+        for k, ks, _ in _mp4_boxes(buf, *kids.get(b"edts", (0, 0))):
+            if k == b"elst" and ks + 24 <= len(data):
+                wide = data[ks] == 1
+                at = ks + 8 + (8 if wide else 4)
+                return int.from_bytes(data[at:at + (8 if wide else 4)], "big", signed=True)
+        return 0
+    return None
+
+
+def unsignalled_aac_priming(path: str | os.PathLike[str], codec: str) -> int:
+    """Samples of AAC encoder priming at the start of ``path``'s decoded audio that its container
+    does not mark for removal (0 when there are none).
+
+    An AAC encoder starts with :data:`AAC_PRIMING_SAMPLES` samples of warm-up (64 ms at 16 kHz).
+    An MP4 declares them with the sound track's edit list (media time > 0) and FFmpeg, hence
+    PyAV, drops them. Some muxers leave the edit list out; the decoded audio then starts with
+    the warm-up and everything in it plays 64 ms late against the video: a talking-face clip's
+    lips lead its speech. The shared ``av_clips`` MP4s are such files (their first 1024 decoded
+    samples are 30-100x quieter than the room noise that follows). This returns the samples to
+    drop: :data:`AAC_PRIMING_SAMPLES` for an AAC sound track of an MP4/MOV whose edit list starts
+    at media time 0 or is missing, else 0.
+
+    Args:
+        path: the file.
+        codec: the decoder's name of the audio stream (PyAV's ``stream.codec_context.name``).
+
+    Returns:
+        A number of samples at the audio stream's own rate.
+    """
+    if codec != "aac" or Path(path).suffix.lower() not in _MP4_SUFFIXES:
+        return 0
+    start = _sound_edit_start(Path(path))
+    return AAC_PRIMING_SAMPLES if start is not None and start <= 0 else 0
+
+
 def _read_with_av(path: Path, label: str) -> tuple[np.ndarray, int] | None:
     """The first audio track of a container libsndfile cannot read (mp4, mkv, m4a, webm ...)
     as ``(time, channels)`` float32 and its rate; None when PyAV is missing or cannot open it.
@@ -128,6 +216,8 @@ def _read_with_av(path: Path, label: str) -> tuple[np.ndarray, int] | None:
     finally:
         container.close()
     data = np.concatenate(chunks) if chunks else np.zeros((0, channels), np.float32)
+    # the encoder's warm-up that the container forgot to mark (see unsignalled_aac_priming)
+    data = data[unsignalled_aac_priming(path, stream.codec_context.name):]
     return np.ascontiguousarray(data, dtype=np.float32), rate
 
 

@@ -11,7 +11,10 @@ steps resample onto the 25 fps grid of the audio features instead of assuming a 
 **Clock.** All times are seconds on the clip's audio clock: ``0`` is the first sample of
 :attr:`VideoClip.audio` (the audio stream's start). When a file has no audio stream, ``0`` is the
 video stream's start. A video stream that starts after its audio (an edit list, a late first
-frame) therefore gives ``times[0] > 0``, and frames stay in sync with the speech.
+frame) therefore gives ``times[0] > 0``, and frames stay in sync with the speech. AAC encoder
+warm-up that an MP4 does not mark for removal (1024 samples, 64 ms at 16 kHz) is dropped from
+the audio (:func:`speechface.audio.waveform.unsignalled_aac_priming`): kept, it would put the
+speech 64 ms late against the frames.
 
 Needs the ``[video]`` extra (``pip install speechface[video]``, i.e. PyAV).
 
@@ -35,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..audio.waveform import unsignalled_aac_priming
 from ..core.errors import DataError, SpeechfaceError
 
 __all__ = [
@@ -231,6 +235,9 @@ def _decode_audio(container: Any, path: Path, sample_rate: int) -> torch.Tensor 
     if not container.streams.audio:
         return None
     stream = container.streams.audio[0]
+    # the encoder's warm-up that the container forgot to mark, in output samples
+    priming = unsignalled_aac_priming(path, stream.codec_context.name)
+    priming = int(round(priming * sample_rate / float(stream.rate or sample_rate)))
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     chunks: list[np.ndarray] = []
     try:
@@ -243,7 +250,7 @@ def _decode_audio(container: Any, path: Path, sample_rate: int) -> torch.Tensor 
     except av.FFmpegError as e:
         raise DataError(f"{path}: cannot decode the audio stream ({e})") from e
     wave = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(wave))
+    return torch.from_numpy(np.ascontiguousarray(wave[priming:]))
 
 
 def read_video_audio(path: str | os.PathLike[str], *, sample_rate: int = AUDIO_RATE
