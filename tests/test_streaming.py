@@ -210,3 +210,23 @@ def test_bad_arguments() -> None:
         est.stream().push(np.zeros((2, 2, 2), np.float32))
     with pytest.raises(AudioError, match=r"looks like \(channels, time\)"):
         est.stream().push(np.zeros((2, 1600), np.float32))
+
+
+@pytest.mark.parametrize("size", [641, "random"], ids=lambda s: f"chunk{s}")
+@pytest.mark.parametrize("delay", [1.0, 1.6])
+def test_an_output_delay_streams_like_predict_and_keeps_the_latency(delay: float, size, speech: np.ndarray
+                                                                   ) -> None:
+    x = speech[:64_333]
+    est = _model("cnn")
+    plain = est.predict(x, 16000).values
+    latency = est.stream().latency_seconds
+    est.output_delay = delay
+    ref = est.predict(x, 16000).values
+    got = _streamed(est.stream(), _chunks(x, size))
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+    assert est.stream().latency_seconds == latency
+    # frame t shows the undelayed output at t - delay (before the start: the first frame)
+    k, w = int(delay), delay - int(delay)
+    np.testing.assert_allclose(ref[10], (1 - w) * plain[10 - k] + w * plain[9 - k], atol=1e-5)
+    np.testing.assert_allclose(ref[0], plain[0], atol=1e-6)
+    assert ref.shape == plain.shape

@@ -28,11 +28,12 @@ import torch
 
 from ..core.errors import DataError
 from ..data.clips import TrainClip
+from ..speech.delay import delay_outputs
 from ..speech.model import SpeechEstimator
 from .estimators import predict_clip
 
 __all__ = ["CALIBRATION_METHODS", "fit_calibration", "apply_calibration", "cross_validate_calibration",
-           "fit_dynamics_gain"]
+           "fit_dynamics_gain", "fit_output_delay", "DELAY_GRID"]
 
 
 def _raw_outputs(model: SpeechEstimator, clip: TrainClip) -> np.ndarray:
@@ -42,6 +43,8 @@ def _raw_outputs(model: SpeechEstimator, clip: TrainClip) -> np.ndarray:
     with torch.inference_mode():
         model.eval()
         raw = model.network(model.featurize(clip.audio)[None])[0]
+        if model.network.frame_level:
+            raw = delay_outputs(raw, model.output_delay)  # commutes with the affine calibration
     return raw.float().numpy()
 
 
@@ -182,3 +185,67 @@ def fit_dynamics_gain(model: SpeechEstimator, clips: Sequence[TrainClip], *, low
     return {"gain": [round(float(g), 3) for g in gain],
             "target_std": [round(float(v), 4) for v in t_med],
             "predicted_std": [round(float(v), 4) for v in p_med], "n_clips": len(t_std)}
+
+
+#: Output delays (frames) :func:`fit_output_delay` tries: 0 to 4 frames (160 ms) in quarters.
+DELAY_GRID: tuple[float, ...] = tuple(np.arange(0.0, 4.001, 0.25).round(2).tolist())
+
+
+def fit_output_delay(model: SpeechEstimator, clips: Sequence[TrainClip], *,
+                     columns: Sequence[str] | None = None, grid: Sequence[float] = DELAY_GRID,
+                     min_frames: int = 20) -> dict[str, Any]:
+    """The output delay (frames) that best lines a model's tracks up with its targets in time.
+
+    For each delay in ``grid`` the model's calibrated outputs are shifted
+    (:func:`~speechface.speech.delay.delay_outputs`) and the Pearson r with the targets is taken
+    per clip (clips with at least ``min_frames`` labelled frames) and per column in ``columns``
+    (default: all; columns whose targets do not move in a clip are skipped there); the score is
+    the mean over clips and columns, and the best delay wins (the smallest on ties). Fit it on
+    **development** speakers whose speech is in sync with the video (a model keeps its own
+    :attr:`~speechface.speech.SpeechEstimator.output_delay` out of the fit) and store it with
+    ``model.output_delay = result["delay"]``.
+
+    Returns:
+        ``{"delay": float, "scores": {delay: mean r}, "columns": [...], "n_clips": int}``.
+
+    Raises:
+        DataError: no clip long enough, or a clip without audio.
+        ValueError: an unknown column, an empty or negative grid, or an utterance-level model.
+    """
+    from ..speech.delay import check_delay
+
+    if not model.network.frame_level:
+        raise ValueError(f"model {model.name!r} predicts one vector per utterance: no delay to fit")
+    labels = list(model.space.labels)
+    cols = list(columns) if columns is not None else labels
+    missing = [c for c in cols if c not in labels]
+    if missing:
+        raise ValueError(f"unknown columns {missing}; the model's are {labels}")
+    idx = [labels.index(c) for c in cols]
+    delays = [check_delay(d) for d in grid]
+    if not delays:
+        raise ValueError("grid is empty")
+    kept = model.output_delay
+    model.output_delay = 0.0
+    try:
+        raws = [(torch.from_numpy(_raw_outputs(model, c)), c) for c in clips
+                if int(c.mask.sum()) >= min_frames]
+    finally:
+        model.output_delay = kept
+    if not raws:
+        raise DataError(f"no clip has {min_frames} or more labelled frames")
+    scores: dict[float, float] = {}
+    for d in delays:
+        rs = []
+        for raw, clip in raws:
+            pred = model.space.activate(model.calibrate(delay_outputs(raw, d))).numpy()
+            m = clip.mask.numpy().astype(bool)
+            n = min(len(pred), len(m))
+            t, p = clip.targets.numpy()[:n][m[:n]], pred[:n][m[:n]]
+            for i in idx:
+                if t[:, i].std() > 1e-6 and p[:, i].std() > 1e-9:
+                    rs.append(float(np.corrcoef(p[:, i], t[:, i])[0, 1]))
+        scores[d] = float(np.mean(rs)) if rs else float("nan")
+    best = max(delays, key=lambda d: (scores[d], -d))
+    return {"delay": best, "scores": {d: round(v, 4) for d, v in scores.items()},
+            "columns": cols, "n_clips": len(raws)}

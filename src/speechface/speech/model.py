@@ -27,6 +27,7 @@ from ..core.registry import ESTIMATORS, FEATURES
 from ..core.results import Prediction
 from ..spaces.space import Space
 from . import longform
+from .delay import check_delay, delay_outputs
 from .estimators import Estimator
 
 __all__ = ["SpeechEstimator", "AUEstimator", "EmotionEstimator", "LandmarkEstimator",
@@ -45,7 +46,8 @@ class SpeechEstimator(PretrainedModel):
 
     The data path of :meth:`predict`: audio -> :func:`~speechface.audio.load_audio` (or, for
     long inputs, :func:`~speechface.speech.longform.feature_blocks`) -> the feature extractor ->
-    :meth:`normalize` -> the network -> :meth:`calibrate` -> ``space.activate`` ->
+    :meth:`normalize` -> the network -> :meth:`calibrate` -> :meth:`delay` (the fitted
+    :attr:`output_delay`, see :mod:`speechface.speech.delay`) -> ``space.activate`` ->
     :class:`~speechface.core.results.Prediction`.
 
     Args:
@@ -79,6 +81,7 @@ class SpeechEstimator(PretrainedModel):
         self.register_buffer("feature_std", torch.ones(n_feat))
         self.register_buffer("out_scale", torch.ones(network.out_dim))
         self.register_buffer("out_bias", torch.zeros(network.out_dim))
+        self._output_delay = 0.0
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -132,8 +135,10 @@ class SpeechEstimator(PretrainedModel):
         feat = config.get("feature", {"name": "logmel", "args": {}})
         fx = FEATURES.create(feat["name"], **feat.get("args", {}))
         network = net_cls(space=space, **config.get("model_args", {}))
-        return target(network, fx, name=config.get("name"),
-                      pretrained=bool(config.get("pretrained")), info=config.get("info"))
+        model = target(network, fx, name=config.get("name"),
+                       pretrained=bool(config.get("pretrained")), info=config.get("info"))
+        model.output_delay = config.get("output_delay_frames", 0.0)
+        return model
 
     def extra_config(self) -> dict[str, Any]:
         fx = self.features
@@ -144,6 +149,7 @@ class SpeechEstimator(PretrainedModel):
             "feature": {"name": getattr(fx, "registry_name", "logmel"), "args": fx.config()},
             "sample_rate": self.sample_rate,
             "fps": self.fps,
+            "output_delay_frames": self.output_delay,
         }
 
     def card_summary(self) -> str:
@@ -170,6 +176,26 @@ class SpeechEstimator(PretrainedModel):
     @property
     def device(self) -> torch.device:
         return self.feature_mean.device
+
+    @property
+    def output_delay(self) -> float:
+        """Frames by which predictions are shifted later after the network (0: none; fitted
+        per model on development speakers, see :mod:`speechface.speech.delay`). Setting a
+        negative or non-finite value raises ValueError; an utterance-level model keeps 0."""
+        return self._output_delay
+
+    @output_delay.setter
+    def output_delay(self, frames: float) -> None:
+        d = check_delay(frames)
+        if d and not self.network.frame_level:
+            raise ValueError(f"model {self.name!r} predicts one vector per utterance: it has no "
+                             "frames to delay (output_delay must stay 0)")
+        self._output_delay = d
+
+    def delay(self, raw: torch.Tensor) -> torch.Tensor:
+        """Calibrated frames ``(frames, dim)`` -> shifted :attr:`output_delay` frames later
+        (:func:`~speechface.speech.delay.delay_outputs`; unchanged when it is 0)."""
+        return delay_outputs(raw, self._output_delay) if self._output_delay else raw
 
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Set the per-feature mean and standard deviation used to normalise inputs."""
@@ -229,7 +255,8 @@ class SpeechEstimator(PretrainedModel):
         """
         with self.eval_mode():
             raw = self.network(self.normalize(feats.to(self.device))[None])[0]
-            return self.to_prediction(self.calibrate(raw), source)
+            raw = self.calibrate(raw)
+            return self.to_prediction(self.delay(raw) if self.network.frame_level else raw, source)
 
     def predict_feature_blocks(self, blocks: Iterable[torch.Tensor], source: Any = None
                                ) -> Prediction:
@@ -250,7 +277,7 @@ class SpeechEstimator(PretrainedModel):
             raws = [ns.push(self.normalize(b.to(self.device))) for b in blocks]
             none = torch.zeros(0, int(self.features.n_features), device=self.device)
             raws.append(ns.push(none, final=True))
-            return self.to_prediction(self.calibrate(torch.cat(raws)), source)
+            return self.to_prediction(self.delay(self.calibrate(torch.cat(raws))), source)
 
     def predict(self, audio: Any, sample_rate: int | None = None, *,
                 chunk_seconds: float | None = None) -> Prediction:
@@ -294,7 +321,7 @@ class SpeechEstimator(PretrainedModel):
                 x = nn.utils.rnn.pad_sequence(chunk, batch_first=True)
                 raw = self(x, lengths.to(self.device))
                 for i, n in enumerate(lengths.tolist()):
-                    r = raw[i, :n] if self.network.frame_level else raw[i]
+                    r = self.delay(raw[i, :n]) if self.network.frame_level else raw[i]
                     out.append(self.to_prediction(r, audios[start + i]))
         return out
 

@@ -70,6 +70,7 @@ import torch
 
 from ..audio.waveform import AudioStream
 from ..core.errors import SpeechfaceError
+from .delay import OutputDelay
 
 __all__ = ["StreamingEstimator", "StreamingError", "stream_support"]
 
@@ -135,6 +136,7 @@ class StreamingEstimator:
         self._audio = AudioStream(sample_rate, target_rate=estimator.sample_rate, name=self.name)
         self._features = estimator.features.stream()
         self._network = estimator.network.stream()
+        self._delay = OutputDelay(estimator.output_delay)
         self.reset()
 
     # ------------------------------------------------------------------ properties
@@ -199,6 +201,7 @@ class StreamingEstimator:
         self._audio.reset()
         self._features.reset()
         self._network.reset()
+        self._delay = OutputDelay(self.estimator.output_delay)
         self._done = False
         self._need = self._next_need()
 
@@ -217,7 +220,7 @@ class StreamingEstimator:
             feats = self._features.push(self._audio.run(final=final), final=final)
             x = est.normalize(feats.to(est.device))
             raw = self._network.push(x, final, self.chunk_frames)
-            return est.calibrate(raw).detach().clone()
+            return self._delay.push(est.calibrate(raw)).detach().clone()
 
     def push_raw(self, samples: Any) -> torch.Tensor:
         """As :meth:`push`, but the raw calibrated network outputs (before ``space.activate``)."""
