@@ -1,0 +1,89 @@
+"""Fit the output delay of packaged speech models on in-sync development clips and save copies.
+
+The shared ``av_clips`` MP4s leave their AAC encoder warm-up unmarked, so until speechface
+dropped it (:func:`speechface.audio.waveform.unsignalled_aac_priming`) their speech was decoded
+64 ms late against the video, and every model trained on them learned to show the face of
+speech it had not heard yet. On in-sync speech (a wav file, RAVDESS, speechface's own videos)
+those models move the mouth before the sound. :attr:`SpeechEstimator.output_delay
+<speechface.speech.SpeechEstimator.output_delay>` shifts their output back.
+
+The delay is chosen with :func:`speechface.evaluation.calibration.fit_output_delay` (mean per-clip
+Pearson r of ``--columns`` with the teacher's targets, over delays 0-4 frames), on clips prepared
+**after** the fix (``speechface prepare av ... -o prepared/av_sync``):
+
+- ``--dev-model`` given: the models trained on the development split (the training config's
+  ``val_groups`` left out), scored on those ``val_groups`` (speakers they never heard); the
+  score curves of several dev models are averaged;
+- else ``--clips train``: the packaged model itself, scored on its own training clips (the
+  config's speakers minus its ``val_groups``), for models without a development twin.
+
+How the packaged models got their delays (see their cards)::
+
+    python recipes/output_delay.py cnn.au17-whisper cnn.au17-whisper-openface \\
+        --dev-model runs/au17w/ccc_dev_s0/best runs/au17w/ccc_dev_s1/best \\
+        --config configs/cause_cnn_whisper_ccc_dev.yaml --columns AU25 AU26 -o runs/delay
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from speechface import SpeechEstimator
+from speechface.data.clips import load_training_clips
+from speechface.evaluation.calibration import fit_output_delay
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", help="packaged names or folders to give the delay")
+    ap.add_argument("--config", required=True,
+                    help="training config (YAML) whose val_groups are the development speakers "
+                         "(with --dev-model) or the held-out ones to leave out (--clips train)")
+    ap.add_argument("--dev-model", nargs="*", default=[], help="models trained without the "
+                    "config's val_groups (score on those speakers)")
+    ap.add_argument("--clips", choices=["dev", "train"], default="dev")
+    ap.add_argument("--data", default="prepared/av_sync", help="in-sync shards (default: %(default)s)")
+    ap.add_argument("--columns", nargs="+", required=True, help="outputs to line up (e.g. AU25 AU26)")
+    ap.add_argument("-o", "--output", required=True, help="folder for the delayed copies")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    held = set(cfg.get("val_groups") or [])
+    first = SpeechEstimator.from_pretrained(args.models[0])
+    if args.dev_model and args.clips == "dev":
+        scorers = [SpeechEstimator.from_pretrained(m) for m in args.dev_model]
+        keep = held.__contains__
+    elif not args.dev_model and args.clips == "train":
+        scorers = [first]
+        keep = (lambda g: g not in held)
+    else:
+        ap.error("give --dev-model with --clips dev (the default), or --clips train without it")
+    feature = "logmel"  # features are recomputed from the audio by the models themselves
+    clips = [c for c in load_training_clips(args.data, first.space.name, feature, keep_audio=True)
+             if keep(c.group)]
+    fits = [fit_output_delay(m, clips, columns=args.columns) for m in scorers]
+    delays = list(fits[0]["scores"])
+    mean = {d: float(np.mean([f["scores"][d] for f in fits])) for d in delays}
+    best = max(delays, key=lambda d: (mean[d], -d))
+    report = {"delay_frames": best, "mean_r": {str(d): round(v, 4) for d, v in mean.items()},
+              "per_model": [f["scores"][best] for f in fits], "n_clips": fits[0]["n_clips"],
+              "clips": args.clips, "columns": args.columns, "data": args.data}
+    out_root = Path(args.output)
+    for name in args.models:
+        model = SpeechEstimator.from_pretrained(name)
+        model.output_delay = best
+        model.info = {**(model.info or {}), "output_delay_fit": report}
+        model.pretrained = True
+        report.setdefault("saved", []).append(str(model.save_pretrained(out_root / Path(name).name)))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
