@@ -9,7 +9,8 @@ those models move the mouth before the sound. :attr:`SpeechEstimator.output_dela
 
 The delay is chosen with :func:`speechface.evaluation.calibration.fit_output_delay` (mean per-clip
 Pearson r of ``--columns`` with the teacher's targets, over delays 0-4 frames), on clips prepared
-**after** the fix (``speechface prepare av ... -o prepared/av_sync``):
+with the warm-up dropped (``speechface prepare av`` from this version on; shards prepared before
+it keep the 64 ms lag and must be prepared again):
 
 - ``--dev-model`` given: the models trained on the development split (the training config's
   ``val_groups`` left out), scored on those ``val_groups`` (speakers they never heard); the
@@ -21,7 +22,19 @@ How the packaged models got their delays (see their cards)::
 
     python recipes/output_delay.py cnn.au17-whisper cnn.au17-whisper-openface \\
         --dev-model runs/au17w/ccc_dev_s0/best runs/au17w/ccc_dev_s1/best \\
-        --config configs/cause_cnn_whisper_ccc_dev.yaml --columns AU25 AU26 -o runs/delay
+        --config configs/cause_cnn_whisper_ccc_dev.yaml --columns AU25 AU26 -o runs/delay/au
+    python recipes/output_delay.py cnn.blendshapes52-whisper cnn.landmarks68-arkit \\
+        --dev-model runs/blendshapes52/cnn_whisper_dev_s{0,1,2}/best \\
+        --config configs/arkit_cnn_whisper_dev.yaml -o runs/delay/arkit \\
+        --columns jawOpen mouthLowerDownLeft mouthLowerDownRight mouthUpperUpLeft mouthUpperUpRight
+    python recipes/output_delay.py dcnn.au17-mediapipe --clips train \\
+        --config configs/cause_dcnn.yaml --columns AU25 AU26 -o runs/delay/lm_dcnn
+    python recipes/output_delay.py cnn.blendshapes52-logmel --clips train \\
+        --config configs/arkit_cnn.yaml -o runs/delay/lm_arkit \\
+        --columns jawOpen mouthLowerDownLeft mouthLowerDownRight mouthUpperUpLeft mouthUpperUpRight
+
+The result goes into the copies' ``config.json`` (``output_delay_frames``, and the scores per
+delay under ``info.output_delay_fit``); copy that file into ``src/speechface/pretrained/``.
 """
 
 from __future__ import annotations
@@ -48,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev-model", nargs="*", default=[], help="models trained without the "
                     "config's val_groups (score on those speakers)")
     ap.add_argument("--clips", choices=["dev", "train"], default="dev")
-    ap.add_argument("--data", default="prepared/av_sync", help="in-sync shards (default: %(default)s)")
+    ap.add_argument("--data", default="prepared/av_mediapipe",
+                    help="shards prepared with the warm-up fix (default: %(default)s)")
     ap.add_argument("--columns", nargs="+", required=True, help="outputs to line up (e.g. AU25 AU26)")
     ap.add_argument("-o", "--output", required=True, help="folder for the delayed copies")
     args = ap.parse_args(argv)
