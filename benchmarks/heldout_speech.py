@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                     "tracks); more tracks of the RAVDESS facial-tracking release can be added")
     ap.add_argument("--audio-root", default=str(shared / "data" / "ravdess"))
     ap.add_argument("--method", default="floor", help="calibration method for the OpenFace CV")
+    ap.add_argument("--floor", type=float, default=0.1,
+                    help="the floor method's floor (default: %(default)s, the packaged default's)")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -132,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
               f"constant AUs: {res['constant_aus'] or 'none'}")
     of = openface_clips(sorted(p for d in args.openface for p in Path(d).glob("*.csv")),
                         audio_root=args.audio_root)
-    cv = cross_validate_calibration(models, of, n_boot=args.n_boot, method=args.method)
+    cv = cross_validate_calibration(models, of, n_boot=args.n_boot, method=args.method,
+                                    **({"floor": args.floor} if args.method == "floor" else {}))
     out["openface_within_clip"] = {}
     for name, model in models.items():
         res = within_clip_r(model, of)
