@@ -85,3 +85,16 @@ def test_fit_output_delay_finds_the_shift_of_the_targets() -> None:
     assert est.output_delay == 0.5
     with pytest.raises(ValueError, match="unknown columns"):
         fit_output_delay(est, clips, columns=["jawOpen"])
+
+
+def test_evaluation_sees_the_delayed_predictions() -> None:
+    from speechface.data.clips import TrainClip
+    from speechface.evaluation import predict_clip
+
+    torch.manual_seed(0)
+    est = AUEstimator.create("cnn").eval()
+    est.output_delay = 2.0
+    audio = torch.randn(16000)
+    clip = TrainClip("c", "g", torch.zeros(25, 80), torch.zeros(25, 17), torch.ones(25, dtype=torch.bool),
+                     audio=audio)
+    np.testing.assert_allclose(predict_clip(est, clip), est.predict(audio, 16000).values, atol=1e-5)

@@ -26,12 +26,15 @@ __all__ = ["evaluate_estimators", "openface_clips", "predict_clip"]
 
 
 def predict_clip(model: SpeechEstimator, clip: TrainClip) -> np.ndarray:
-    """Model values for a clip: ``(frames, D)`` (frame-level) or ``(1, D)`` (utterance-level)."""
+    """Model values for a clip: ``(frames, D)`` (frame-level) or ``(1, D)`` (utterance-level),
+    as :meth:`~speechface.speech.SpeechEstimator.predict` gives them (output delay included)."""
     if clip.audio is None:
         raise DataError(f"clip {clip.name}: no audio kept; load clips with keep_audio=True")
     with torch.inference_mode():
         model.eval()
         raw = model(model.featurize(clip.audio)[None])[0]
+        if model.network.frame_level:
+            raw = model.delay(raw)  # the fitted output delay, as predict() applies it
         vals = model.space.activate(raw).float().cpu().numpy()
     return vals if vals.ndim == 2 else vals[None]
 
