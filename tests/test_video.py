@@ -170,3 +170,26 @@ def test_shared_grid_mp4_speech_starts_without_the_encoder_warm_up():
     assert len(wave) == decoded - 1024
     head = np.sqrt(np.mean(wave[:1024] ** 2))
     assert head > 1e-3  # the room noise, not the encoder's near-silent warm-up
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+def _elst(*media_times: int) -> bytes:
+    entries = b"".join((1000).to_bytes(4, "big") + t.to_bytes(4, "big", signed=True)
+                       + (1 << 16).to_bytes(4, "big") for t in media_times)
+    return _box(b"elst", b"\0\0\0\0" + len(media_times).to_bytes(4, "big") + entries)
+
+
+@pytest.mark.parametrize("edits, expected", [((), 0), ((0,), 0), ((1024,), 1024),
+                                             ((-1, 1024), 1024), ((-1, 0), 0)])
+def test_sound_edit_start_skips_empty_edits(tmp_path, edits, expected):
+    from speechface.audio.waveform import _sound_edit_start
+
+    hdlr = _box(b"hdlr", b"\0" * 8 + b"soun" + b"\0" * 12)
+    edts = _box(b"edts", _elst(*edits)) if edits else b""
+    trak = _box(b"trak", edts + _box(b"mdia", hdlr))
+    path = tmp_path / "x.mp4"
+    path.write_bytes(_box(b"ftyp", b"isom\0\0\0\0") + _box(b"moov", trak))
+    assert _sound_edit_start(path) == expected

@@ -15,6 +15,7 @@ port of ``torchaudio.functional.resample`` with its default settings.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -120,8 +121,9 @@ def _mp4_boxes(f: IO[bytes], start: int, end: int) -> Iterator[tuple[bytes, int,
 
 
 def _sound_edit_start(path: Path) -> int | None:
-    """The first sound track's edit-list media time (in its timescale): 0 when the track has no
-    edit list; None when the file is not an MP4/MOV or has no sound track."""
+    """The first sound track's edit-list media time (in its timescale; empty edits, which only
+    delay the track, are skipped): 0 when the track has no edit list; None when the file is not
+    an MP4/MOV or has no sound track."""
     try:
         with open(path, "rb") as f:
             end = f.seek(0, os.SEEK_END)
@@ -132,8 +134,6 @@ def _sound_edit_start(path: Path) -> int | None:
             data = f.read(moov[1] - moov[0])
     except OSError:
         return None
-    import io
-
     buf = io.BytesIO(data)
     for kind, s, e in _mp4_boxes(buf, 0, len(data)):
         if kind != b"trak":
@@ -142,11 +142,19 @@ def _sound_edit_start(path: Path) -> int | None:
         mdia = {k: (ks, ke) for k, ks, ke in _mp4_boxes(buf, *kids.get(b"mdia", (0, 0)))}
         if b"hdlr" not in mdia or data[mdia[b"hdlr"][0] + 8:mdia[b"hdlr"][0] + 12] != b"soun":
             continue
-        for k, ks, _ in _mp4_boxes(buf, *kids.get(b"edts", (0, 0))):
-            if k == b"elst" and ks + 24 <= len(data):
-                wide = data[ks] == 1
-                at = ks + 8 + (8 if wide else 4)
-                return int.from_bytes(data[at:at + (8 if wide else 4)], "big", signed=True)
+        for k, ks, ke in _mp4_boxes(buf, *kids.get(b"edts", (0, 0))):
+            if k != b"elst" or ks + 8 > len(data):
+                continue
+            wide = data[ks] == 1
+            size = 8 if wide else 4
+            count = int.from_bytes(data[ks + 4:ks + 8], "big")
+            for i in range(count):  # the first entry that is not an empty edit (media time -1)
+                at = ks + 8 + i * (2 * size + 4) + size
+                if at + size > min(ke, len(data)):
+                    break
+                media_time = int.from_bytes(data[at:at + size], "big", signed=True)
+                if media_time != -1:
+                    return media_time
         return 0
     return None
 
