@@ -49,7 +49,9 @@ predicting past a partial frame at the end would change the last frames). Per mo
 input): ``mlp`` 40 ms, ``cnn`` 360 ms (look-ahead 320 ms), ``cnn_gru`` 240 ms (200 ms),
 ``dcnn`` 3.24 s (3.2 s). Input at another rate adds the resampling filter's half width
 (``width + o`` input samples, under 1 ms). ``chunk_frames=k`` batches the network calls by
-``k`` frames (adds up to ``k - 1`` frames of latency, fewer calls).
+``k`` frames (adds up to ``k - 1`` frames of latency, fewer calls). A model's fitted
+:attr:`~speechface.speech.SpeechEstimator.output_delay` adds none: output frame ``t`` uses the
+network's frames up to ``t`` (:class:`~speechface.speech.delay.OutputDelay`).
 
 **Not streamable** (:class:`StreamingError` when the stream is created, with the reason):
 ``rnn`` (a bidirectional LSTM: every output frame depends on the whole utterance, so no
@@ -136,7 +138,6 @@ class StreamingEstimator:
         self._audio = AudioStream(sample_rate, target_rate=estimator.sample_rate, name=self.name)
         self._features = estimator.features.stream()
         self._network = estimator.network.stream()
-        self._delay = OutputDelay(estimator.output_delay)
         self.reset()
 
     # ------------------------------------------------------------------ properties
@@ -223,7 +224,8 @@ class StreamingEstimator:
             return self._delay.push(est.calibrate(raw)).detach().clone()
 
     def push_raw(self, samples: Any) -> torch.Tensor:
-        """As :meth:`push`, but the raw calibrated network outputs (before ``space.activate``)."""
+        """As :meth:`push`, but the raw calibrated (and delayed) network outputs, before
+        ``space.activate``."""
         self._check_open()
         self._audio.add(samples)
         if self._audio.n_in < self._need:
@@ -233,7 +235,7 @@ class StreamingEstimator:
         return raw.cpu()
 
     def flush_raw(self) -> torch.Tensor:
-        """As :meth:`flush`, but the raw calibrated network outputs."""
+        """As :meth:`flush`, but the raw calibrated (and delayed) network outputs."""
         self._check_open()
         self._done = True
         return self._run(final=True).cpu()
