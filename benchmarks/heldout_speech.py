@@ -86,11 +86,11 @@ def within_clip_r(model: SpeechEstimator, clips: list) -> dict:
     per-AU calibration does not change it), mean with a 95% bootstrap CI over clips."""
     labels = list(model.space.labels)
     out: dict = {"n_clips": len(clips)}
+    preds = [model.predict(c.audio, sample_rate=16000).values for c in clips]
     for lab in ("AU25", "AU26"):
         i = labels.index(lab)
         rs = []
-        for c in clips:
-            pred = model.predict(c.audio, sample_rate=16000).values
+        for c, pred in zip(clips, preds):
             n = min(len(pred), len(c.targets))
             m = c.mask.numpy()[:n].astype(bool)
             p, t = pred[:n][m][:, i], c.targets.numpy()[:n][m][:, i]

@@ -70,17 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = yaml.safe_load(Path(args.config).read_text())
     held = set(cfg.get("val_groups") or [])
     first = SpeechEstimator.from_pretrained(args.models[0])
-    if args.dev_model and args.clips == "dev":
-        scorers = [SpeechEstimator.from_pretrained(m) for m in args.dev_model]
-        keep = held.__contains__
-    elif not args.dev_model and args.clips == "train":
-        scorers = [first]
-        keep = (lambda g: g not in held)
-    else:
+    dev = args.clips == "dev"
+    if dev != bool(args.dev_model):
         ap.error("give --dev-model with --clips dev (the default), or --clips train without it")
+    scorers = [SpeechEstimator.from_pretrained(m) for m in args.dev_model] if dev else [first]
     feature = "logmel"  # features are recomputed from the audio by the models themselves
     clips = [c for c in load_training_clips(args.data, first.space.name, feature, keep_audio=True)
-             if keep(c.group)]
+             if (c.group in held) == dev]   # dev: the held-out groups; train: all the others
     fits = [fit_output_delay(m, clips, columns=args.columns) for m in scorers]
     delays = list(fits[0]["scores"])
     mean = {d: float(np.mean([f["scores"][d] for f in fits])) for d in delays}

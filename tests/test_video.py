@@ -129,7 +129,7 @@ def _click_mp4(path: Path, *, editlist: bool, rate: int = 16000) -> Path:
         vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
         s = out.add_stream("aac", rate=rate)
         s.layout = "mono"
-        for i in range(50):
+        for _ in range(50):
             for pkt in vs.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")):
                 out.mux(pkt)
         for pkt in vs.encode():

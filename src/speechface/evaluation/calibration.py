@@ -20,6 +20,7 @@ on.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,23 +29,25 @@ import torch
 
 from ..core.errors import DataError
 from ..data.clips import TrainClip
-from ..speech.delay import delay_outputs
+from ..speech.delay import check_delay, delay_outputs
 from ..speech.model import SpeechEstimator
 from .estimators import predict_clip
+from .metrics import pearson
 
 __all__ = ["CALIBRATION_METHODS", "fit_calibration", "apply_calibration", "cross_validate_calibration",
            "fit_dynamics_gain", "fit_output_delay", "DELAY_GRID"]
 
 
-def _raw_outputs(model: SpeechEstimator, clip: TrainClip) -> np.ndarray:
-    """Uncalibrated raw network outputs for a clip, ``(frames, D)``."""
+def _raw_outputs(model: SpeechEstimator, clip: TrainClip, *, delayed: bool = True) -> np.ndarray:
+    """Uncalibrated raw network outputs for a clip, ``(frames, D)``, shifted by the model's
+    output delay unless ``delayed=False``."""
     if clip.audio is None:
         raise DataError(f"clip {clip.name}: calibration needs its audio")
     with torch.inference_mode():
         model.eval()
         raw = model.network(model.featurize(clip.audio)[None])[0]
-        if model.network.frame_level:
-            raw = delay_outputs(raw, model.output_delay)  # commutes with the affine calibration
+        if delayed:
+            raw = model.delay(raw)  # commutes with the affine calibration
     return raw.float().numpy()
 
 
@@ -199,7 +202,8 @@ def fit_output_delay(model: SpeechEstimator, clips: Sequence[TrainClip], *,
     For each delay in ``grid`` the model's calibrated outputs are shifted
     (:func:`~speechface.speech.delay.delay_outputs`) and the Pearson r with the targets is taken
     per clip (clips with at least ``min_frames`` labelled frames) and per column in ``columns``
-    (default: all; columns whose targets do not move in a clip are skipped there); the score is
+    (default: all; a column constant in a clip, :func:`~speechface.evaluation.metrics.pearson`
+    NaN, is skipped there); the score is
     the mean over clips and columns, and the best delay wins (the smallest on ties). Fit it on
     **development** speakers whose speech is in sync with the video (a model keeps its own
     :attr:`~speechface.speech.SpeechEstimator.output_delay` out of the fit) and store it with
@@ -212,8 +216,6 @@ def fit_output_delay(model: SpeechEstimator, clips: Sequence[TrainClip], *,
         DataError: no clip long enough, or a clip without audio.
         ValueError: an unknown column, an empty or negative grid, or an utterance-level model.
     """
-    from ..speech.delay import check_delay
-
     if not model.network.frame_level:
         raise ValueError(f"model {model.name!r} predicts one vector per utterance: no delay to fit")
     labels = list(model.space.labels)
@@ -225,13 +227,8 @@ def fit_output_delay(model: SpeechEstimator, clips: Sequence[TrainClip], *,
     delays = [check_delay(d) for d in grid]
     if not delays:
         raise ValueError("grid is empty")
-    kept = model.output_delay
-    model.output_delay = 0.0
-    try:
-        raws = [(torch.from_numpy(_raw_outputs(model, c)), c) for c in clips
-                if int(c.mask.sum()) >= min_frames]
-    finally:
-        model.output_delay = kept
+    raws = [(torch.from_numpy(_raw_outputs(model, c, delayed=False)), c) for c in clips
+            if int(c.mask.sum()) >= min_frames]
     if not raws:
         raise DataError(f"no clip has {min_frames} or more labelled frames")
     scores: dict[float, float] = {}
@@ -242,9 +239,7 @@ def fit_output_delay(model: SpeechEstimator, clips: Sequence[TrainClip], *,
             m = clip.mask.numpy().astype(bool)
             n = min(len(pred), len(m))
             t, p = clip.targets.numpy()[:n][m[:n]], pred[:n][m[:n]]
-            for i in idx:
-                if t[:, i].std() > 1e-6 and p[:, i].std() > 1e-9:
-                    rs.append(float(np.corrcoef(p[:, i], t[:, i])[0, 1]))
+            rs += [r for r in (pearson(p[:, i], t[:, i]) for i in idx) if not math.isnan(r)]
         scores[d] = float(np.mean(rs)) if rs else float("nan")
     best = max(delays, key=lambda d: (scores[d], -d))
     return {"delay": best, "scores": {d: round(v, 4) for d, v in scores.items()},

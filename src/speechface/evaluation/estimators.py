@@ -33,8 +33,7 @@ def predict_clip(model: SpeechEstimator, clip: TrainClip) -> np.ndarray:
     with torch.inference_mode():
         model.eval()
         raw = model(model.featurize(clip.audio)[None])[0]
-        if model.network.frame_level:
-            raw = model.delay(raw)  # the fitted output delay, as predict() applies it
+        raw = model.delay(raw)  # the fitted output delay, as predict() applies it
         vals = model.space.activate(raw).float().cpu().numpy()
     return vals if vals.ndim == 2 else vals[None]
 

@@ -194,7 +194,8 @@ class SpeechEstimator(PretrainedModel):
 
     def delay(self, raw: torch.Tensor) -> torch.Tensor:
         """Calibrated frames ``(frames, dim)`` -> shifted :attr:`output_delay` frames later
-        (:func:`~speechface.speech.delay.delay_outputs`; unchanged when it is 0)."""
+        (:func:`~speechface.speech.delay.delay_outputs`; unchanged when it is 0, as it always
+        is for an utterance-level model's ``(dim,)`` vector)."""
         return delay_outputs(raw, self._output_delay) if self._output_delay else raw
 
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
@@ -255,8 +256,7 @@ class SpeechEstimator(PretrainedModel):
         """
         with self.eval_mode():
             raw = self.network(self.normalize(feats.to(self.device))[None])[0]
-            raw = self.calibrate(raw)
-            return self.to_prediction(self.delay(raw) if self.network.frame_level else raw, source)
+            return self.to_prediction(self.delay(self.calibrate(raw)), source)
 
     def predict_feature_blocks(self, blocks: Iterable[torch.Tensor], source: Any = None
                                ) -> Prediction:
